@@ -1,0 +1,201 @@
+"""`autoprec calibrate`: float ONNX + data -> calibrated model (standard QDQ ONNX, opset 21).
+
+Steps: onnxruntime's basic graph optimization (folds Constant weights into initializers and
+BatchNormalization into Conv, as a compiler would) -> opset 21 (int16 Q/DQ is legal there) ->
+onnxruntime.quantization calibrators for activation ranges -> one calibration node per quantized
+input of each normal node. Weights keep their float values (thresholds from the float weight),
+so any node can later be raised to int16 exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper, version_converter
+from onnxruntime.quantization.calibrate import CalibrationDataReader, CalibrationMethod, create_calibrator
+
+from autoprec.data import Sample, load_samples, model_inputs, save_samples
+from autoprec.errors import UserError
+from autoprec.ir import FEATURE, WEIGHT, CalibratedModel, CalibrationNode, calibration_name, name_nodes
+from autoprec.model_io import load_model, save_json
+
+TARGET_OPSET = 21
+ALL = None  # every input of the op is a feature input
+FEATURE_INPUTS: dict[str, tuple[int, ...] | None] = {
+    "Conv": (0,), "ConvTranspose": (0,), "Gemm": (0,), "MatMul": ALL, "Add": ALL, "Sub": ALL, "Mul": ALL,
+    "Div": ALL, "Concat": ALL, "Max": ALL, "Min": ALL, "Einsum": ALL, "Resize": (0,), "GridSample": (0, 1),
+    "AveragePool": (0,), "GlobalAveragePool": (0,), "Sigmoid": (0,), "HardSigmoid": (0,), "HardSwish": (0,),
+    "Tanh": (0,), "Softmax": (0,), "LeakyRelu": (0,), "PRelu": (0,), "LayerNormalization": (0,),
+    "BatchNormalization": (0,), "InstanceNormalization": (0,), "ReduceMean": (0,), "ReduceSum": (0,),
+    "Pow": (0,), "Sqrt": (0,), "Exp": (0,), "Erf": (0,), "Gelu": (0,), "LSTM": (0,), "GRU": (0,),
+}  # fmt: skip
+WEIGHT_AXIS = {"Conv": 0, "ConvTranspose": 1, "Gemm": None, "MatMul": -1}  # per-channel axis of input 1
+METHODS = {
+    "max": CalibrationMethod.MinMax,
+    "percentile": CalibrationMethod.Percentile,
+    "kl": CalibrationMethod.Entropy,
+}
+ABSURD_RANGE = 1e6  # activations beyond this (masks of +-3.4e38...) stay float
+
+
+@dataclass
+class CalibrationSettings:
+    """How a model was calibrated (stored in the model and in calibration_settings.json)."""
+
+    method: str = "max"
+    percentile: float = 99.999
+    per_channel: bool = True
+    asymmetric: bool = False
+    num_samples: int = 0
+
+
+def calibrate(
+    model_path: str | Path,
+    data_path: str | Path,
+    out_dir: str | Path,
+    settings: CalibrationSettings | None = None,
+    num_samples: int | None = None,
+    force: bool = False,
+) -> CalibratedModel:
+    """Calibrate a float model and write `out_dir/calibrated_model.onnx` + `calibration_data/`."""
+    settings = settings or CalibrationSettings()
+    if settings.method not in METHODS:
+        raise UserError(f"unknown calibration method '{settings.method}'; use one of {', '.join(METHODS)}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not force:
+        raise UserError(f"{out_dir} exists; pass --force to replace it, or choose another -o folder")
+    float_model = load_model(model_path)
+    samples = load_samples(data_path, model_inputs(float_model), num_samples)
+    settings.num_samples = len(samples)
+    started = time.perf_counter()
+    prepared = prepare_float_model(float_model)
+    ranges = _activation_ranges(prepared, samples, settings)
+    calibration, kept_float = _calibration_nodes(prepared, ranges, settings)
+    record = asdict(settings) | {
+        "float_model_sha256": hashlib.sha256(Path(model_path).read_bytes()).hexdigest(),
+        "seconds": round(time.perf_counter() - started, 2),
+        "kept_float": kept_float,
+    }
+    calibrated = CalibratedModel(prepared, calibration, record)
+    _write_output(calibrated, samples, out_dir, record)
+    return calibrated
+
+
+def prepare_float_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Fold constants and BatchNorm (onnxruntime basic optimization), convert to opset 21, name nodes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        try:
+            ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise UserError(f"onnxruntime cannot run the model: {str(exc).splitlines()[0][:300]}") from exc
+        optimized = onnx.load(options.optimized_model_filepath)
+    used_domains = {n.domain for n in optimized.graph.node} | {""}
+    kept = [o for o in optimized.opset_import if o.domain in used_domains]
+    del optimized.opset_import[:]
+    optimized.opset_import.extend(kept)
+    if next(o.version for o in optimized.opset_import if o.domain == "") < TARGET_OPSET:
+        optimized = version_converter.convert_version(optimized, TARGET_OPSET)
+    name_nodes(optimized.graph)
+    return optimized
+
+
+class _Reader(CalibrationDataReader):
+    def __init__(self, samples: list[Sample]):
+        self._items = iter(samples)
+
+    def get_next(self) -> Sample | None:
+        return next(self._items, None)
+
+
+def _activation_ranges(model: onnx.ModelProto, samples: list[Sample], settings: CalibrationSettings) -> dict:
+    """tensor name -> (min, max) from an onnxruntime calibrator over all samples."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        onnx.save(model, str(path))
+        options = {"symmetric": not settings.asymmetric, "percentile": settings.percentile}
+        calibrator = create_calibrator(
+            path,
+            op_types_to_calibrate=list(FEATURE_INPUTS),
+            augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+            calibrate_method=METHODS[settings.method],
+            extra_options=options,
+        )
+        calibrator.collect_data(_Reader(samples))
+        data = calibrator.compute_data()
+    return {name: tuple(float(np.ravel(v)[0]) for v in data[name].range_value) for name in data}
+
+
+def _calibration_nodes(
+    model: onnx.ModelProto, ranges: dict, settings: CalibrationSettings
+) -> tuple[dict[str, CalibrationNode], dict[str, str]]:
+    inits = {i.name: i for i in model.graph.initializer}
+    nodes: dict[str, CalibrationNode] = {}
+    kept_float: dict[str, str] = {}
+    for node in model.graph.node:
+        if node.op_type not in FEATURE_INPUTS or node.domain not in ("", "ai.onnx"):
+            continue
+        indices = set(FEATURE_INPUTS[node.op_type] or range(len(node.input)))
+        if node.op_type in WEIGHT_AXIS:
+            indices.add(1)
+        for i in sorted(indices):
+            tensor = node.input[i] if i < len(node.input) else ""
+            if not tensor:
+                continue
+            name = calibration_name(node.name, i)
+            if tensor in inits:
+                if node.op_type in WEIGHT_AXIS and i == 1:
+                    nodes[name] = _weight_node(name, node, inits[tensor], settings)
+                continue
+            if tensor not in ranges:
+                continue  # not a float tensor (integer, shape path): never quantized
+            low, high = ranges[tensor]
+            if not (np.isfinite(low) and np.isfinite(high)) or max(abs(low), abs(high)) > ABSURD_RANGE:
+                kept_float[tensor] = f"calibrated range [{low:.3g}, {high:.3g}] is not quantizable"
+                continue
+            nodes[name] = CalibrationNode(
+                name, tensor, [(node.name, i)], FEATURE, "int8", np.float64(low), np.float64(high),
+                symmetric=not settings.asymmetric,
+            )  # fmt: skip
+    return nodes, kept_float
+
+
+def _weight_node(name: str, node: onnx.NodeProto, init: onnx.TensorProto, settings: CalibrationSettings):
+    weight = numpy_helper.to_array(init).astype(np.float64)
+    axis = WEIGHT_AXIS[node.op_type]
+    if node.op_type == "Gemm":
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        axis = 0 if trans_b else 1
+    if axis is not None and axis < 0:
+        axis += weight.ndim
+    if settings.per_channel and axis is not None and weight.ndim > 1:
+        reduce = tuple(d for d in range(weight.ndim) if d != axis)
+        low, high = weight.min(axis=reduce), weight.max(axis=reduce)
+    else:
+        low, high, axis = np.float64(weight.min()), np.float64(weight.max()), None
+    return CalibrationNode(name, init.name, [(node.name, 1)], WEIGHT, "int8", low, high, True, axis)
+
+
+def _write_output(model: CalibratedModel, samples: list[Sample], out_dir: Path, record: dict) -> None:
+    """Write everything into a temp folder first, then move it into place (nothing half-written)."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".autoprec-", dir=out_dir.parent))
+    try:
+        model.save(staging / "calibrated_model.onnx")
+        save_samples(samples, staging / "calibration_data")
+        save_json(record, staging / "calibration_settings.json")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

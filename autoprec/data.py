@@ -1,0 +1,173 @@
+"""Calibration / evaluation data: HMCT folder layout, one .npz, or a folder of .npz files.
+
+HMCT layout: `<root>/<input_name>/<i>.npy`, one sample per file, sorted numerically.
+A single `.npz` holds one array per input with a leading sample axis (or one sample).
+A folder of `.npz` files holds one sample per file. Everything is checked against the model's
+inputs (names, shapes, dtypes, finiteness) and fails with a one-line `UserError`.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from autoprec.errors import UserError
+
+Sample = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A model input: name, shape (None for a dynamic dim) and numpy dtype."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: np.dtype
+
+
+def model_inputs(model: onnx.ModelProto) -> list[InputSpec]:
+    """The graph inputs that must be fed (initializers listed as inputs are not)."""
+    inits = {i.name for i in model.graph.initializer}
+    specs = []
+    for value in model.graph.input:
+        if value.name in inits:
+            continue
+        tensor = value.type.tensor_type
+        shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
+        specs.append(InputSpec(value.name, shape, np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type))))
+    return specs
+
+
+def load_samples(path: str | os.PathLike, inputs: list[InputSpec], num_samples: int | None = None) -> list[Sample]:
+    """Load and validate samples for a model with `inputs`; at most `num_samples` of them."""
+    path = Path(path)
+    if num_samples is not None and num_samples < 1:
+        raise UserError(f"--num-samples must be at least 1, got {num_samples}")
+    if not path.exists():
+        raise UserError(f"{path}: no such data file or folder; pass calibration data (HMCT folder or .npz)")
+    if path.is_file():
+        samples = _load_npz_file(path)
+    elif any(p.suffix == ".npz" for p in path.iterdir()):
+        samples = [_single(_read_npz(p), p) for p in sorted(path.glob("*.npz"), key=_numeric_key)]
+    else:
+        samples = _load_hmct(path, inputs)
+    if not samples:
+        raise UserError(f"{path}: holds no samples; add at least one sample per model input")
+    samples = samples[:num_samples] if num_samples else samples
+    return [_validate(sample, inputs, path, i) for i, sample in enumerate(samples)]
+
+
+def save_samples(samples: list[Sample], folder: str | os.PathLike) -> None:
+    """Write samples in HMCT layout: `<folder>/<input_name>/<i>.npy`."""
+    folder = Path(folder)
+    for i, sample in enumerate(samples):
+        for name, array in sample.items():
+            target = folder / _folder_name(name)
+            target.mkdir(parents=True, exist_ok=True)
+            np.save(target / f"{i}.npy", array, allow_pickle=False)
+
+
+def _folder_name(input_name: str) -> str:
+    return input_name.replace("/", "_").replace(":", "_")
+
+
+def _numeric_key(path: Path) -> tuple[int, str]:
+    return (int(path.stem), "") if path.stem.isdigit() else (1 << 62, path.stem)
+
+
+def _load_hmct(root: Path, inputs: list[InputSpec]) -> list[Sample]:
+    columns: dict[str, list[np.ndarray]] = {}
+    for spec in inputs:
+        folder = root / _folder_name(spec.name)
+        if not folder.is_dir():
+            raise UserError(f"{root}: no folder for model input '{spec.name}'; expected {folder}/0.npy, 1.npy, ...")
+        files = sorted(folder.glob("*.npy"), key=_numeric_key)
+        columns[spec.name] = [_read_npy(f) for f in files]
+    counts = {name: len(arrays) for name, arrays in columns.items()}
+    if len(set(counts.values())) > 1:
+        raise UserError(f"{root}: inputs have different sample counts {counts}; give every input the same count")
+    count = next(iter(counts.values()), 0)
+    return [{name: arrays[i] for name, arrays in columns.items()} for i in range(count)]
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise UserError(f"{path}: holds pickled objects, which autoprec never loads; save plain arrays") from exc
+        raise UserError(f"{path}: not a readable .npy array ({exc})") from exc
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc})") from exc
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise UserError(f"{path}: holds pickled objects, which autoprec never loads; save plain arrays") from exc
+        raise UserError(f"{path}: not a readable .npz archive ({exc})") from exc
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{path}: not a readable .npz archive ({exc})") from exc
+
+
+def _single(arrays: dict[str, np.ndarray], path: Path) -> Sample:
+    if not arrays:
+        raise UserError(f"{path}: empty archive; store one array per model input")
+    return arrays
+
+
+def _load_npz_file(path: Path) -> list[Sample]:
+    if path.suffix != ".npz":
+        raise UserError(f"{path}: data must be an HMCT folder, a .npz file or a folder of .npz files")
+    arrays = _single(_read_npz(path), path)
+    counts = {name: len(a) if a.ndim else 0 for name, a in arrays.items()}
+    count = min(counts.values())
+    if len(set(counts.values())) > 1:
+        raise UserError(f"{path}: arrays have different leading (sample) sizes {counts}; stack samples on axis 0")
+    return [{name: a[i] for name, a in arrays.items()} for i in range(count)]
+
+
+def _validate(sample: Sample, inputs: list[InputSpec], source: Path, index: int) -> Sample:
+    checked = {}
+    for spec in inputs:
+        if spec.name not in sample:
+            raise UserError(f"{source}: sample {index} has no data for model input '{spec.name}'")
+        array = sample[spec.name]
+        if array.ndim != len(spec.shape) or any(
+            want is not None and want != got for want, got in zip(spec.shape, array.shape)
+        ):
+            want = "x".join("?" if d is None else str(d) for d in spec.shape)
+            raise UserError(
+                f"{source}: sample {index} of input '{spec.name}' has shape {list(array.shape)}, the model wants [{want}]"
+            )
+        checked[spec.name] = _cast(array, spec, source, index)
+    return checked
+
+
+def _cast(array: np.ndarray, spec: InputSpec, source: Path, index: int) -> np.ndarray:
+    where = f"{source}: sample {index} of input '{spec.name}'"
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise UserError(f"{where} contains NaN or Inf; clean the data")
+    if spec.dtype.kind == "f":
+        if array.dtype.kind not in "fiub":
+            raise UserError(f"{where} has dtype {array.dtype}, the model wants {spec.dtype}")
+        return array.astype(spec.dtype, copy=False)
+    if spec.dtype.kind in "iub":
+        if array.dtype.kind not in "iub":
+            raise UserError(f"{where} has dtype {array.dtype}, the model wants integer {spec.dtype}")
+        info = np.iinfo(spec.dtype)
+        if array.size and (array.min() < info.min or array.max() > info.max):
+            raise UserError(f"{where} has values outside the range of {spec.dtype}")
+        return array.astype(spec.dtype, copy=False)
+    if array.dtype != spec.dtype:
+        raise UserError(f"{where} has dtype {array.dtype}, the model wants {spec.dtype}")
+    return array

@@ -1,0 +1,210 @@
+"""The Evaluator: assignment -> per-output, per-sample scores against the float model.
+
+Each candidate is simulated on the static QDQ graph it would be exported as, with one fixed
+onnxruntime configuration (`session.disable_quant_qdq=1`, one intra-op thread per process):
+feature calibration nodes are real Q/DQ nodes, weights are fake-quantized once in numpy (bit-exact
+with onnxruntime's Q/DQ) and handed to onnxruntime in memory, so a session builds in tens of ms and
+runs as a float-weight graph. Float references are computed once per process. Work is spread over
+`jobs` worker processes (joblib/loky); only assignments and sample indices travel to them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from joblib import Parallel, delayed
+from onnx import TensorProto, numpy_helper
+
+from autoprec.data import Sample, load_samples, model_inputs
+from autoprec.ir import FEATURE, CalibratedModel
+from autoprec.metrics import compare, get_metric
+
+Assignment = dict[str, str]
+IN_MEMORY_MIN_ELEMENTS = 256  # smaller initializers (shapes, scalars) stay in the proto
+
+
+def session_options(threads: int = 1) -> ort.SessionOptions:
+    """The one session configuration every simulation uses (no integer-kernel QDQ fusion)."""
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return options
+
+
+class Simulator:
+    """Builds onnxruntime sessions for assignments of one calibrated model."""
+
+    def __init__(self, model: CalibratedModel, threads: int = 1):
+        self.model = model
+        self.threads = threads
+        self._values: dict[tuple[str, str], ort.OrtValue] = {}
+        self._weights = {c.tensor: c for c in model.calibration.values() if c.tensor_type != FEATURE}
+
+    def session(self, assignment: Assignment | None) -> ort.InferenceSession:
+        """A session for `assignment` (None: the float model)."""
+        qtypes = {**self.model.assignment(), **(assignment or {})} if assignment is not None else {}
+        features = {
+            name: (qtypes[name] if cal.tensor_type == FEATURE and assignment is not None else "float32")
+            for name, cal in self.model.calibration.items()
+        }
+        proto = self.model.to_onnx(features)
+        names, values = [], []
+        for init in proto.graph.initializer:
+            if init.data_type != TensorProto.FLOAT or _elements(init) < IN_MEMORY_MIN_ELEMENTS:
+                continue
+            cal = self._weights.get(init.name)
+            qtype = qtypes.get(cal.name, "float32") if cal is not None else "float32"
+            names.append(init.name)
+            values.append(self._value(init, qtype))
+            _mark_in_memory(init)
+        options = session_options(self.threads)
+        options.add_external_initializers(names, values)
+        return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+    def _value(self, init: onnx.TensorProto, qtype: str) -> ort.OrtValue:
+        key = (init.name, qtype)
+        if key not in self._values:
+            array = numpy_helper.to_array(self.model.initializers[init.name]).astype(np.float32)
+            if qtype != "float32":
+                array = self._weights[init.name].quant_params(qtype).fake_quantize(array)
+            self._values[key] = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array))
+        return self._values[key]
+
+
+def _elements(init: onnx.TensorProto) -> int:
+    return int(np.prod(init.dims)) if init.dims else 1
+
+
+def _mark_in_memory(init: onnx.TensorProto) -> None:
+    nbytes = _elements(init) * 4
+    for name in ("raw_data", "float_data"):
+        init.ClearField(name)
+    init.data_location = TensorProto.EXTERNAL
+    del init.external_data[:]
+    for key, value in (("location", "in-memory"), ("offset", "0"), ("length", str(nbytes))):
+        init.external_data.add(key=key, value=value)
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """What an Evaluator works on; small and hashable, so it is what worker processes receive."""
+
+    model_path: str
+    data_path: str
+    num_samples: int | None = None
+
+
+@dataclass
+class Scores:
+    """Scores of one candidate: output -> metric -> one value per sample."""
+
+    values: dict[str, dict[str, np.ndarray]]
+
+    def aggregate(self, output: str, metric: str, how: str = "mean") -> float:
+        per_sample = self.values[output][get_metric(metric).name]
+        if how == "mean":
+            return float(np.mean(per_sample))
+        worst = np.min if get_metric(metric).higher_is_better else np.max
+        return float(worst(per_sample))
+
+    def to_json(self) -> dict:
+        return {out: {m: v.tolist() for m, v in metrics.items()} for out, metrics in self.values.items()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Scores:
+        return cls({out: {m: np.asarray(v) for m, v in metrics.items()} for out, metrics in data.items()})
+
+
+class _Worker:
+    """Per-process state: the model, its samples, a simulator and the cached float references."""
+
+    def __init__(self, spec: EvalSpec):
+        self.model = CalibratedModel.load(spec.model_path)
+        self.samples: list[Sample] = load_samples(spec.data_path, model_inputs(self.model.model), spec.num_samples)
+        self.simulator = Simulator(self.model)
+        self.outputs = [o.name for o in self.model.model.graph.output]
+        self._references: dict[int, list[np.ndarray]] = {}
+
+    def run(self, assignment: Assignment | None, indices: list[int]) -> list[list[np.ndarray]]:
+        session = self.simulator.session(assignment)
+        return [session.run(self.outputs, self.samples[i]) for i in indices]
+
+    def references(self, indices: list[int]) -> list[list[np.ndarray]]:
+        missing = [i for i in indices if i not in self._references]
+        if missing:
+            for i, outputs in zip(missing, self.run(None, missing)):
+                self._references[i] = outputs
+        return [self._references[i] for i in indices]
+
+    def scores(self, assignment: Assignment, indices: list[int]) -> dict[str, dict[str, list[float]]]:
+        refs = self.references(indices)
+        result: dict[str, dict[str, list[float]]] = {o: {} for o in self.outputs}
+        for ref, out in zip(refs, self.run(assignment, indices)):
+            for name, r, q in zip(self.outputs, ref, out):
+                for metric, value in compare(r, q).items():
+                    result[name].setdefault(metric, []).append(value)
+        return result
+
+
+_WORKERS: dict[EvalSpec, _Worker] = {}
+
+
+def _worker(spec: EvalSpec) -> _Worker:
+    if spec not in _WORKERS:
+        _WORKERS[spec] = _Worker(spec)
+    return _WORKERS[spec]
+
+
+def _score_chunk(spec: EvalSpec, assignment: Assignment, indices: list[int]) -> dict:
+    return _worker(spec).scores(assignment, indices)
+
+
+@dataclass
+class Evaluator:
+    """Evaluates assignments of one calibrated model on one sample set, `jobs` processes wide."""
+
+    spec: EvalSpec
+    jobs: int = 1
+    model_runs: int = field(default=0, init=False)
+    seconds: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        local = _worker(self.spec)
+        self.model = local.model
+        self.outputs = local.outputs
+        self.num_samples = len(local.samples)
+
+    def evaluate(self, assignment: Assignment, indices: list[int] | None = None) -> Scores:
+        """Scores of one assignment (all samples unless `indices`)."""
+        return self.evaluate_many([assignment], indices)[0]
+
+    def evaluate_many(self, assignments: list[Assignment], indices: list[int] | None = None) -> list[Scores]:
+        """Scores of several assignments, spread over the worker processes."""
+        indices = list(range(self.num_samples)) if indices is None else list(indices)
+        started = time.perf_counter()
+        splits = max(1, min(len(indices), self.jobs // max(1, len(assignments))))
+        chunks = [c.tolist() for c in np.array_split(np.asarray(indices), splits) if len(c)]
+        tasks = [(a, chunk) for a in assignments for chunk in chunks]
+        if self.jobs > 1 and len(tasks) > 1:
+            parts = Parallel(n_jobs=self.jobs, backend="loky")(
+                delayed(_score_chunk)(self.spec, a, chunk) for a, chunk in tasks
+            )
+        else:
+            parts = [_score_chunk(self.spec, a, chunk) for a, chunk in tasks]
+        self.model_runs += len(assignments) * len(indices)
+        self.seconds += time.perf_counter() - started
+        results = []
+        for k in range(len(assignments)):
+            mine = parts[k * len(chunks) : (k + 1) * len(chunks)]
+            results.append(
+                Scores(
+                    {out: {m: np.concatenate([p[out][m] for p in mine]) for m in mine[0][out]} for out in self.outputs}
+                )
+            )
+        return results
