@@ -147,7 +147,8 @@ def _validate(sample: Sample, inputs: list[InputSpec], source: Path, index: int)
         ):
             want = "x".join("?" if d is None else str(d) for d in spec.shape)
             raise UserError(
-                f"{source}: sample {index} of input '{spec.name}' has shape {list(array.shape)}, the model wants [{want}]"
+                f"{source}: sample {index} of input '{spec.name}' "
+                f"has shape {list(array.shape)}; the model wants [{want}]"
             )
         checked[spec.name] = _cast(array, spec, source, index)
     return checked

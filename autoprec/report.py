@@ -25,7 +25,8 @@ def baseline_table(outputs: list[str], results: dict[str, Scores], metric: str) 
     for out in outputs:
         cells = []
         for scores in results.values():
-            cell = f"{_fmt(scores.aggregate(out, 'cosine-similarity'))} / {_fmt(scores.aggregate(out, 'cosine-similarity', 'min'))}"
+            mean, worst = scores.aggregate(out, "cosine-similarity"), scores.aggregate(out, "cosine-similarity", "min")
+            cell = f"{_fmt(mean)} / {_fmt(worst)}"
             if extra != "cosine-similarity":
                 cell += f" / {_fmt(scores.aggregate(out, extra))}"
             cells.append(cell)
