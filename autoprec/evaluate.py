@@ -10,8 +10,10 @@ runs as a float-weight graph. Float references are computed once per process. Wo
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -179,6 +181,16 @@ class Evaluator:
         self.model = local.model
         self.outputs = local.outputs
         self.num_samples = len(local.samples)
+        self.model_hash = hashlib.sha256(Path(self.spec.model_path).read_bytes()).hexdigest()[:20]
+        digest = hashlib.sha256()
+        for sample in local.samples:
+            for name in sorted(sample):
+                digest.update(name.encode() + np.ascontiguousarray(sample[name]).tobytes())
+        self.data_hash = digest.hexdigest()[:20]
+
+    def sample(self, index: int) -> Sample:
+        """One input sample (as fed to the model)."""
+        return _worker(self.spec).samples[index]
 
     def evaluate(self, assignment: Assignment, indices: list[int] | None = None) -> Scores:
         """Scores of one assignment (all samples unless `indices`)."""

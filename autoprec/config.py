@@ -1,0 +1,143 @@
+"""quant_config (HMCT schema) <-> assignment (calibration node -> qtype).
+
+    {"model_config": {"all_node_type": "int8", "activation": {...}},
+     "node_config": {"Conv_3": {"qtype": "int16"}, "Conv_360": {"input1": "ec"}, "Add_7": {"input0": "int16"}},
+     "subgraph_config": {"det_head": {"inputs": [...], "outputs": [...], "qtype": "int16"}}}
+
+`qtype` on a node sets every calibration input of the node that the hardware profile can raise;
+`inputN` addresses one input. A subgraph covers every node on a path from its inputs to its outputs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from autoprec.errors import UserError
+from autoprec.hardware import HardwareProfile
+from autoprec.ir import QTYPES, CalibratedModel
+
+EC = "ec"
+ASSIGNABLE = (*QTYPES, EC)
+
+
+def to_quant_config(
+    model: CalibratedModel,
+    assignment: dict[str, str],
+    profile: HardwareProfile,
+    subgraphs: dict[str, dict] | None = None,
+) -> dict:
+    """The HMCT quant_config of `assignment` (relative to an all-int8 model)."""
+    settings = model.settings
+    config: dict = {
+        "model_config": {
+            "all_node_type": "int8",
+            "activation": {
+                "calibration_type": settings.get("method", "max"),
+                "max_percentile": round(settings.get("percentile", 99.999) / 100, 8),
+                "per_channel": settings.get("per_channel", True),
+                "asymmetric": settings.get("asymmetric", False),
+            },
+        },
+        "node_config": {},
+    }
+    covered: set[str] = set()
+    if subgraphs:
+        config["subgraph_config"] = subgraphs
+        for spec in subgraphs.values():
+            for node in subgraph_nodes(model, spec["inputs"], spec["outputs"]):
+                covered.update(c.name for c in model.input_calibrations(node) if profile.can_raise(model, c))
+    for node in model.model.graph.node:
+        cals = [c for c in model.input_calibrations(node.name) if c.name not in covered]
+        changed = {c.name: assignment.get(c.name, "int8") for c in cals if assignment.get(c.name, "int8") != "int8"}
+        if not changed:
+            continue
+        raisable = {c.name for c in cals if profile.can_raise(model, c)}
+        qtypes = set(changed.values())
+        if len(qtypes) == 1 and EC not in qtypes and set(changed) == raisable:
+            config["node_config"][node.name] = {"qtype": qtypes.pop()}
+            continue
+        entry = {}
+        for name, qtype in changed.items():
+            index = next(i for n, i in model.calibration[name].consumers if n == node.name)
+            entry[f"input{index}"] = qtype
+        config["node_config"][node.name] = entry
+    return config
+
+
+def from_quant_config(model: CalibratedModel, config: dict, profile: HardwareProfile) -> dict[str, str]:
+    """The assignment a quant_config describes; unknown node names are a UserError."""
+    if not isinstance(config, dict) or not set(config) <= {"model_config", "node_config", "subgraph_config"}:
+        raise UserError("a quant_config has only model_config, node_config and subgraph_config keys")
+    default = config.get("model_config", {}).get("all_node_type", "int8")
+    _check_qtype(default, "model_config.all_node_type")
+    assignment = {n: (default if profile.can_raise(model, c) else "int8") for n, c in model.calibration.items()}
+    for name, spec in config.get("subgraph_config", {}).items():
+        qtype = spec.get("qtype", "int16")
+        _check_qtype(qtype, f"subgraph_config.{name}")
+        for node in subgraph_nodes(model, spec.get("inputs", []), spec.get("outputs", [])):
+            _set_node(model, profile, assignment, node, qtype)
+    for node, spec in config.get("node_config", {}).items():
+        if node not in model.nodes:
+            raise UserError(f"node_config names unknown node '{node}'; see `autoprec sensitivity` for node names")
+        for key, qtype in spec.items():
+            _check_qtype(qtype, f"node_config.{node}.{key}")
+            if key == "qtype":
+                _set_node(model, profile, assignment, node, qtype)
+            elif key.startswith("input") and key[5:].isdigit():
+                cal = model.find_input_calibration(node, int(key[5:]))
+                if cal is None:
+                    raise UserError(f"node_config.{node}.{key}: that input has no calibration node")
+                _set_input(model, profile, assignment, cal.name, qtype, f"node_config.{node}.{key}")
+            else:
+                raise UserError(f"node_config.{node}: unknown key '{key}'; use qtype or input<N>")
+    return assignment
+
+
+def _check_qtype(qtype: str, where: str) -> None:
+    if qtype not in ASSIGNABLE:
+        raise UserError(f"{where}: unknown qtype '{qtype}'; use one of {', '.join(ASSIGNABLE)}")
+
+
+def _set_node(model: CalibratedModel, profile: HardwareProfile, assignment: dict, node: str, qtype: str) -> None:
+    for cal in model.input_calibrations(node):
+        if qtype in ("int8", "float32") or profile.can_raise(model, cal):
+            assignment[cal.name] = qtype
+
+
+def _set_input(
+    model: CalibratedModel, profile: HardwareProfile, assignment: dict, name: str, qtype: str, where: str
+) -> None:
+    cal = model.calibration[name]
+    if qtype == EC and not profile.can_compensate(model, cal):
+        raise UserError(f"{where}: error compensation applies only to forced-int8 inputs of profile '{profile.name}'")
+    if qtype == "int16" and not profile.can_raise(model, cal):
+        raise UserError(f"{where}: profile '{profile.name}' keeps this input int8; use \"ec\" instead")
+    assignment[name] = qtype
+
+
+def subgraph_nodes(model: CalibratedModel, inputs: list[str], outputs: list[str]) -> list[str]:
+    """Nodes on a path from any of `inputs` to any of `outputs` (both ends included), in graph order."""
+    for name in [*inputs, *outputs]:
+        if name not in model.nodes:
+            raise UserError(f"subgraph names unknown node '{name}'")
+    downstream = _reach(model, inputs, forward=True)
+    upstream = _reach(model, outputs, forward=False)
+    inside = downstream & upstream
+    if not inside or not set(outputs) <= inside:
+        raise UserError(f"subgraph {inputs} -> {outputs} is not connected: no path from its inputs to its outputs")
+    return [n.name for n in model.model.graph.node if n.name in inside]
+
+
+def _reach(model: CalibratedModel, start: list[str], forward: bool) -> set[str]:
+    seen, queue = set(start), deque(start)
+    while queue:
+        node = model.nodes[queue.popleft()]
+        if forward:
+            nxt = [c.name for out in node.output for c in model.consumers.get(out, [])]
+        else:
+            nxt = [model.producers[i].name for i in node.input if i in model.producers]
+        for name in nxt:
+            if name not in seen:
+                seen.add(name)
+                queue.append(name)
+    return seen

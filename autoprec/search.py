@@ -1,0 +1,316 @@
+"""The search: SearchState (what strategies see), the Ledger (every evaluation, on disk) and the driver.
+
+Strategies never touch ONNX, sessions or storage: they propose sets of units (or assignments)
+through `SearchState.evaluate_units` / `evaluate`, which deduplicates through the ledger, enforces the
+budget and persists each result before returning it. A killed search resumes by replaying the
+strategies: every assignment already in the ledger comes back without being evaluated again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Protocol
+
+from autoprec.baseline import baseline_assignments
+from autoprec.cost import calibration_costs
+from autoprec.errors import UserError
+from autoprec.evaluate import Evaluator, Scores
+from autoprec.hardware import HardwareProfile
+from autoprec.sensitivity import Sensitivity, load_or_measure
+from autoprec.target import Target
+from autoprec.units import Unit, raise_units, search_units
+
+DEFAULT_STRATEGIES = ("baselines", "threshold_sweep", "output_filter", "metric_switch", "prune")
+
+
+def assignment_key(assignment: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(sorted(assignment.items())).encode()).hexdigest()[:20]
+
+
+@dataclass
+class Candidate:
+    """An evaluated assignment."""
+
+    index: int
+    assignment: dict[str, str]
+    scores: Scores
+    cost: float
+    passed: bool
+    shortfall: float
+    strategy: str
+    failing: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return assignment_key(self.assignment)
+
+    def changes(self) -> dict[str, str]:
+        """Calibration nodes not at int8 (the all-int8 base)."""
+        return {n: q for n, q in self.assignment.items() if q != "int8"}
+
+    def rank_key(self) -> tuple:
+        """Passing first by cost then fewest entries; failing after, by shortfall."""
+        return (0, self.cost, len(self.changes())) if self.passed else (1, self.shortfall, self.cost)
+
+
+class Ledger:
+    """Every evaluated candidate in a SQLite file, committed as soon as it is evaluated."""
+
+    def __init__(self, path: Path, identity: dict, resume: bool):
+        fresh = not path.exists()
+        self.path = path
+        self.db = sqlite3.connect(path)
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS candidates (idx INTEGER PRIMARY KEY, key TEXT UNIQUE, strategy TEXT,"
+            " assignment TEXT, scores TEXT, cost REAL)"
+        )
+        stored = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        if not fresh and stored and not resume:
+            raise UserError(f"{path} holds an earlier search; pass --resume to continue it or --force to start over")
+        for key, value in identity.items():
+            if key in stored and stored[key] != value:
+                raise UserError(f"{path} belongs to a search with another {key}; use another --out or --force")
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", identity.items())
+
+    def rows(self) -> list[tuple]:
+        return self.db.execute("SELECT idx, strategy, assignment, scores, cost FROM candidates ORDER BY idx").fetchall()
+
+    def add(self, candidate: Candidate) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    candidate.index,
+                    candidate.key,
+                    candidate.strategy,
+                    json.dumps(candidate.assignment),
+                    json.dumps(candidate.scores.to_json()),
+                    candidate.cost,
+                ),
+            )
+
+
+class SearchState:
+    """Everything a strategy may read, and the one way to evaluate candidates."""
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        target: Target,
+        profile: HardwareProfile,
+        budget: int,
+        out_dir: Path,
+        resume: bool = False,
+        sensitivity_samples: int = 2,
+        on_evaluated: Callable[[Candidate], None] | None = None,
+    ):
+        if budget < 1:
+            raise UserError(f"budget must be at least 1 evaluation, got {budget}")
+        self.evaluator = evaluator
+        self.model = evaluator.model
+        self.target = target
+        self.profile = profile
+        self.budget = budget
+        self.out_dir = out_dir
+        self.on_evaluated = on_evaluated
+        self.units: list[Unit] = search_units(self.model, profile)
+        self.unit_by_name = {u.name: u for u in self.units}
+        self.baselines = baseline_assignments(self.model, profile)
+        self.base = self.baselines["all-int8"]
+        sample = evaluator.sample(0)
+        self.node_costs = calibration_costs(self.model, sample)
+        full = sum(self.node_costs[n] for n, q in self.baselines["all-int16"].items() if q != "int8")
+        self.cost_scale = full or 1.0
+        self.sensitivity_indices = list(range(min(sensitivity_samples, evaluator.num_samples)))
+        self.identity = {
+            "model": evaluator.model_hash,
+            "data": evaluator.data_hash,
+            "profile": profile.name,
+            "target": json.dumps(target.to_json()),
+        }
+        self.ledger = Ledger(out_dir / "ledger.sqlite", self.identity, resume)
+        self.candidates: list[Candidate] = []
+        self._by_key: dict[str, Candidate] = {}
+        self._stored: dict[str, tuple[str, dict[str, str], str]] = {}
+        for _, strategy, assignment, scores, _ in self.ledger.rows():
+            stored = json.loads(assignment)
+            self._stored[assignment_key(stored)] = (strategy, stored, scores)
+        self.notes: dict = {}
+        self.done = False
+        self.sensitivity_runs = 0
+        self.sensitivity_seconds = 0.0
+
+    # --- budget and results ---------------------------------------------------------------
+    @property
+    def used(self) -> int:
+        return len(self.candidates)
+
+    @property
+    def remaining(self) -> int:
+        return self.budget - self.used
+
+    @property
+    def best(self) -> Candidate | None:
+        """The cheapest passing candidate (ties: fewest entries)."""
+        passing = [c for c in self.candidates if c.passed]
+        return min(passing, key=Candidate.rank_key) if passing else None
+
+    def ranked(self) -> list[Candidate]:
+        return sorted(self.candidates, key=Candidate.rank_key)
+
+    def cost(self, assignment: dict[str, str]) -> float:
+        total = sum(self.node_costs[n] for n, q in assignment.items() if q not in ("int8", "float32"))
+        return total / self.cost_scale
+
+    # --- evaluation -----------------------------------------------------------------------
+    def evaluate(self, assignments: list[dict[str, str]], strategy: str) -> list[Candidate | None]:
+        """Evaluate assignments (known ones come from the ledger); None where the budget ran out."""
+        results: list[Candidate | None] = []
+        todo: list[tuple[int, dict[str, str]]] = []
+        for assignment in assignments:
+            key = assignment_key(assignment)
+            if key in self._by_key:
+                results.append(self._by_key[key])
+            elif key in self._stored and self.remaining - len(todo) > 0:
+                results.append(self._restore(self._stored[key]))
+            elif self.remaining - len(todo) > 0 and all(assignment_key(a) != key for _, a in todo):
+                results.append(None)
+                todo.append((len(results) - 1, assignment))
+            else:
+                results.append(None)
+        if todo:
+            scored = self.evaluator.evaluate_many([a for _, a in todo])
+            for (slot, assignment), scores in zip(todo, scored):
+                candidate = self._make(assignment, scores, strategy)
+                self.ledger.add(candidate)
+                self._remember(candidate)
+                results[slot] = candidate
+        return [r if r is not None else self._by_key.get(assignment_key(a)) for r, a in zip(results, assignments)]
+
+    def known(self, assignment: dict[str, str]) -> Candidate | None:
+        """The candidate of an already evaluated assignment, without evaluating anything."""
+        return self._by_key.get(assignment_key(assignment))
+
+    def evaluate_units(self, unit_sets: list[Iterable[str]], strategy: str) -> list[Candidate | None]:
+        """Evaluate the base with each set of units raised to int16."""
+        return self.evaluate([self.raise_units(s) for s in unit_sets], strategy)
+
+    def raise_units(self, names: Iterable[str], base: dict[str, str] | None = None) -> dict[str, str]:
+        return raise_units(base or self.base, [self.unit_by_name[n] for n in names])
+
+    def raised_units(self, candidate: Candidate) -> list[str]:
+        """Units fully raised to int16 in a candidate."""
+        return [u.name for u in self.units if all(candidate.assignment[c] == "int16" for c in u.calibration)]
+
+    def _make(self, assignment: dict[str, str], scores: Scores, strategy: str) -> Candidate:
+        failing = self.target.failing(scores)
+        return Candidate(
+            self.used, assignment, scores, self.cost(assignment), not failing, self.target.shortfall(scores),
+            strategy, failing,
+        )  # fmt: skip
+
+    def _restore(self, row: tuple[str, dict[str, str], str]) -> Candidate:
+        strategy, assignment, scores = row
+        candidate = self._make(assignment, Scores.from_json(json.loads(scores)), strategy)
+        self._remember(candidate)
+        return candidate
+
+    def _remember(self, candidate: Candidate) -> None:
+        self.candidates.append(candidate)
+        self._by_key[candidate.key] = candidate
+        if self.on_evaluated:
+            self.on_evaluated(candidate)
+
+    # --- shared analyses --------------------------------------------------------------------
+    def sensitivity(self, node_type: str = "node", mode: str = "single") -> Sensitivity:
+        """The sensitivity pass (cached on disk in the output folder, so a second search reuses it)."""
+        result = load_or_measure(self.evaluator, self.profile, self.out_dir, node_type, mode, self.sensitivity_indices)
+        self.sensitivity_runs += result.model_runs
+        self.sensitivity_seconds += result.seconds
+        result.model_runs, result.seconds = 0, 0.0
+        return result
+
+    def sweep(self, ranking: list[str], start: Iterable[str], strategy: str) -> tuple[Candidate | None, set[str]]:
+        """Smallest prefix of `ranking` that, raised on top of `start`, passes (bisection, ~log2 N evaluations).
+
+        Returns the passing candidate (None if even the full prefix fails or the budget ends) and the
+        largest failing set met on the way (for output filtering)."""
+        start = set(start)
+        ranking = [u for u in ranking if u not in start]
+        full = self.evaluate_units([start | set(ranking)], strategy)[0]
+        if full is None or not full.passed:
+            return None, start
+        low, high, best = 0, len(ranking), full
+        while high - low > 1 and self.remaining > 0:
+            mid = (low + high) // 2
+            candidate = self.evaluate_units([start | set(ranking[:mid])], strategy)[0]
+            if candidate is None:
+                break
+            if candidate.passed:
+                high, best = mid, candidate
+            else:
+                low = mid
+        return best, start | set(ranking[:low])
+
+
+class Strategy(Protocol):
+    """A search step. `applies` says whether it has anything to do; `run` proposes through the state."""
+
+    name: str
+
+    def applies(self, state: SearchState) -> bool: ...
+
+    def run(self, state: SearchState) -> None: ...
+
+
+def load_strategies(names: Iterable[str]) -> list[Strategy]:
+    """Strategies by name from the `autoprec.strategies` entry-point group (built-ins and plug-ins)."""
+    available = {ep.name: ep for ep in entry_points(group="autoprec.strategies")}
+    chosen = []
+    for name in names:
+        if name not in available:
+            raise UserError(f"unknown strategy '{name}'; available: {', '.join(sorted(available))}")
+        chosen.append(available[name].load()())
+    return chosen
+
+
+@dataclass
+class SearchResult:
+    """What a search found: the minimal passing candidate (or the best failing one) and everything tried."""
+
+    best: Candidate | None
+    closest: Candidate | None
+    candidates: list[Candidate]
+    state: SearchState
+    seconds: float
+    strategies: list[str] = field(default_factory=list)
+
+    @property
+    def met(self) -> bool:
+        return self.best is not None
+
+    @property
+    def winner(self) -> Candidate | None:
+        return self.best or self.closest
+
+
+def run_search(state: SearchState, strategies: list[Strategy]) -> SearchResult:
+    """Run the strategies in order until one says the search is done or the budget is spent."""
+    started = time.perf_counter()
+    for strategy in strategies:
+        if state.done or state.remaining <= 0:
+            break
+        if strategy.applies(state):
+            strategy.run(state)
+    ranked = state.ranked()
+    closest = next((c for c in ranked if not c.passed), None)
+    return SearchResult(state.best, closest, ranked, state, time.perf_counter() - started, [s.name for s in strategies])

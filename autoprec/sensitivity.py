@@ -1,0 +1,154 @@
+"""Node sensitivity (HMCT `get_sensitivity_of_nodes`), in two modes.
+
+- `single`: quantize only the item (int8), everything else float, and measure every output.
+- `raise`: everything int8, only the item raised to int16 (what matters from an int8 base).
+
+Items are search units (`node_type="node"`), weight or activation calibration nodes. One pass
+measures every metric of every output, so rankings for any metric or output subset are free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from autoprec.errors import UserError
+from autoprec.evaluate import Evaluator
+from autoprec.hardware import HardwareProfile
+from autoprec.ir import FEATURE, WEIGHT
+from autoprec.metrics import METRICS, get_metric
+from autoprec.model_io import save_json
+from autoprec.units import search_units
+
+NODE_TYPES = ("node", "weight", "activation")
+MODES = ("single", "raise")
+
+
+@dataclass
+class Sensitivity:
+    """item -> output -> metric -> mean over the samples used."""
+
+    mode: str
+    node_type: str
+    values: dict[str, dict[str, dict[str, float]]]
+    items: dict[str, list[str]] = field(default_factory=dict)
+    model_runs: int = 0
+    seconds: float = 0.0
+
+    def loss(self, item: str, metric: str, outputs: list[str] | None = None) -> float:
+        """Scale-free damage of an item: per output normalized by the largest over items, max over outputs."""
+        metric = get_metric(metric).name
+        outputs = outputs or list(next(iter(self.values.values())))
+        return max(self._normalized(metric, out)[item] for out in outputs)
+
+    def ranking(self, metric: str = "cosine-similarity", outputs: list[str] | None = None) -> list[str]:
+        """Items, most important to raise first."""
+        losses = {item: self.loss(item, metric, outputs) for item in self.values}
+        descending = self.mode == "single"
+        return sorted(losses, key=lambda item: (-losses[item] if descending else losses[item], item))
+
+    def flat(self, metric: str = "cosine-similarity", outputs: list[str] | None = None) -> bool:
+        """True when the metric barely separates the items (most sit at the same value)."""
+        losses = np.array([self.loss(item, metric, outputs) for item in self.values])
+        return bool(np.mean(losses < 1e-3) > 0.5) if len(losses) else True
+
+    def _normalized(self, metric: str, output: str) -> dict[str, float]:
+        raw = {item: _damage(metric, v[output][metric]) for item, v in self.values.items()}
+        top = max(raw.values()) or 1.0
+        return {item: value / top for item, value in raw.items()}
+
+    def to_json(self) -> dict:
+        return {"mode": self.mode, "node_type": self.node_type, "values": self.values, "items": self.items}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Sensitivity:
+        return cls(data["mode"], data["node_type"], data["values"], data.get("items", {}))
+
+
+def _damage(metric: str, value: float) -> float:
+    """A non-negative 'how bad' for any metric (0 = identical to float)."""
+    if metric == "cosine-similarity":
+        return max(0.0, 1.0 - value)
+    if metric == "sqnr":
+        return float(10 ** (-min(value, 300.0) / 10))
+    return max(0.0, value)
+
+
+def sensitivity_items(evaluator: Evaluator, profile: HardwareProfile, node_type: str) -> dict[str, list[str]]:
+    """item name -> the calibration nodes it quantizes (or raises)."""
+    model = evaluator.model
+    if node_type == "node":
+        return {u.name: list(u.calibration) for u in search_units(model, profile)}
+    if node_type in ("weight", "activation"):
+        kind = WEIGHT if node_type == "weight" else FEATURE
+        return {n: [n] for n, c in model.calibration.items() if c.tensor_type == kind}
+    raise UserError(f"unknown node type '{node_type}'; use one of {', '.join(NODE_TYPES)}")
+
+
+def measure(
+    evaluator: Evaluator,
+    profile: HardwareProfile,
+    node_type: str = "node",
+    mode: str = "single",
+    indices: list[int] | None = None,
+    interested: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Sensitivity:
+    """Run the sensitivity pass: one evaluation per item on the samples `indices`."""
+    if mode not in MODES:
+        raise UserError(f"unknown sensitivity mode '{mode}'; use one of {', '.join(MODES)}")
+    items = sensitivity_items(evaluator, profile, node_type)
+    if interested:
+        unknown = [n for n in interested if n not in items]
+        if unknown:
+            raise UserError(f"unknown {node_type} '{unknown[0]}' in --interested-nodes")
+        items = {n: items[n] for n in interested}
+    names = list(evaluator.model.calibration)
+    background, level = (
+        ({n: "float32" for n in names}, "int8") if mode == "single" else ({n: "int8" for n in names}, "int16")
+    )
+    started, runs_before = time.perf_counter(), evaluator.model_runs
+    values: dict[str, dict[str, dict[str, float]]] = {}
+    batch = max(1, evaluator.jobs)
+    keys = list(items)
+    for start in range(0, len(keys), batch):
+        chunk = keys[start : start + batch]
+        assignments = [{**background, **{c: level for c in items[item]}} for item in chunk]
+        for item, scores in zip(chunk, evaluator.evaluate_many(assignments, indices)):
+            values[item] = {
+                out: {m: float(np.mean(scores.values[out][m])) for m in METRICS} for out in evaluator.outputs
+            }
+        if progress:
+            progress(min(start + batch, len(keys)), len(keys))
+    return Sensitivity(
+        mode, node_type, values, items, evaluator.model_runs - runs_before, time.perf_counter() - started
+    )
+
+
+def load_or_measure(
+    evaluator: Evaluator,
+    profile: HardwareProfile,
+    cache_dir: Path,
+    node_type: str = "node",
+    mode: str = "single",
+    indices: list[int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Sensitivity:
+    """`measure`, cached in `cache_dir` per (model, data, profile, node type, mode, samples)."""
+    identity = [evaluator.model_hash, evaluator.data_hash, profile.name, node_type, mode, indices]
+    key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:20]
+    path = Path(cache_dir) / f"sensitivity-{node_type}-{mode}.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+        if data.get("key") == key:
+            return Sensitivity.from_json(data)
+    result = measure(evaluator, profile, node_type, mode, indices, progress=progress)
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    save_json({"key": key, **result.to_json()}, path)
+    return result

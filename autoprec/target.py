@@ -1,0 +1,107 @@
+"""Accuracy targets: per output, a metric, an aggregate over samples (mean or min) and a threshold."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomllib
+
+from autoprec.errors import UserError
+from autoprec.evaluate import Scores
+from autoprec.metrics import get_metric
+
+AGGREGATES = ("mean", "min")
+
+
+@dataclass(frozen=True)
+class OutputTarget:
+    """What one output must reach."""
+
+    output: str
+    metric: str
+    threshold: float
+    aggregate: str = "mean"
+
+    def value(self, scores: Scores) -> float:
+        return scores.aggregate(self.output, self.metric, self.aggregate)
+
+    def gap(self, scores: Scores) -> float:
+        """How far the output is from its target (<= 0 when met), in the metric's units."""
+        value = self.value(scores)
+        return self.threshold - value if get_metric(self.metric).higher_is_better else value - self.threshold
+
+    def describe(self) -> str:
+        op = ">=" if get_metric(self.metric).higher_is_better else "<="
+        return f"{self.aggregate} {self.metric} {op} {self.threshold:g}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The targets of every output; a candidate passes when all are met."""
+
+    outputs: tuple[OutputTarget, ...]
+
+    def passes(self, scores: Scores) -> bool:
+        return all(t.gap(scores) <= 0 for t in self.outputs)
+
+    def failing(self, scores: Scores) -> list[str]:
+        return [t.output for t in self.outputs if t.gap(scores) > 0]
+
+    def shortfall(self, scores: Scores) -> float:
+        """Sum of relative gaps of the failing outputs (0 when passing): ranks failing candidates."""
+        return sum(max(0.0, t.gap(scores)) / max(abs(t.threshold), 1e-12) for t in self.outputs)
+
+    def to_json(self) -> list[dict]:
+        return [t.__dict__ for t in self.outputs]
+
+
+def build_target(
+    outputs: list[str],
+    threshold: float,
+    metric: str = "cosine-similarity",
+    aggregate: str = "mean",
+    per_output_file: str | None = None,
+) -> Target:
+    """`threshold` for every output; a TOML/JSON file `{output: {threshold, metric, aggregate}}` overrides."""
+    overrides = _read_overrides(per_output_file) if per_output_file else {}
+    unknown = sorted(set(overrides) - set(outputs))
+    if unknown:
+        raise UserError(
+            f"unknown output '{unknown[0]}' in {per_output_file}; the model's outputs are {', '.join(outputs)}"
+        )
+    targets = []
+    for out in outputs:
+        spec = overrides.get(out, {})
+        if not isinstance(spec, dict):
+            spec = {"threshold": spec}
+        target = OutputTarget(
+            out,
+            get_metric(str(spec.get("metric", metric))).name,
+            float(spec.get("threshold", threshold)),
+            str(spec.get("aggregate", aggregate)),
+        )
+        _check(target)
+        targets.append(target)
+    return Target(tuple(targets))
+
+
+def _check(target: OutputTarget) -> None:
+    if target.aggregate not in AGGREGATES:
+        raise UserError(f"unknown aggregate '{target.aggregate}'; use mean or min")
+    if target.metric == "cosine-similarity" and not 0.0 < target.threshold <= 1.0:
+        raise UserError(f"target {target.threshold:g} for {target.output} is impossible: cosine targets lie in (0, 1]")
+    if not get_metric(target.metric).higher_is_better and target.threshold < 0:
+        raise UserError(f"target {target.threshold:g} for {target.output} is impossible: {target.metric} is never < 0")
+
+
+def _read_overrides(path: str) -> dict:
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"{path}: no such target file")
+    try:
+        data = tomllib.loads(file.read_text()) if file.suffix == ".toml" else json.loads(file.read_text())
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"{path}: not valid {'TOML' if file.suffix == '.toml' else 'JSON'} ({exc})") from exc
+    return data.get("outputs", data)
