@@ -45,6 +45,7 @@ def search(
     num_samples: int | None = None,
     sensitivity_samples: int = 2,
     on_evaluated: Callable[[Candidate], None] | None = None,
+    on_sensitivity: Callable[[int, int], None] | None = None,
 ) -> SearchResult:
     """Search the smallest config that meets `target` on every output; writes the results into `out`."""
     if budget < 1:
@@ -56,8 +57,9 @@ def search(
     evaluator = Evaluator(EvalSpec(str(model_path), str(data_path), num_samples), jobs=jobs)
     goal = build_target(evaluator.outputs, target, metric, aggregate, targets_file)
     state = SearchState(
-        evaluator, goal, get_profile(profile), budget, out_dir, resume, sensitivity_samples, on_evaluated
-    )
+        evaluator, goal, get_profile(profile), budget, out_dir, resume, sensitivity_samples, on_evaluated,
+        on_sensitivity,
+    )  # fmt: skip
     result = run_search(state, chosen)
     write_result(result, out_dir)
     return result

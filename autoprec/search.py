@@ -112,6 +112,7 @@ class SearchState:
         resume: bool = False,
         sensitivity_samples: int = 2,
         on_evaluated: Callable[[Candidate], None] | None = None,
+        on_sensitivity: Callable[[int, int], None] | None = None,
     ):
         if budget < 1:
             raise UserError(f"budget must be at least 1 evaluation, got {budget}")
@@ -122,6 +123,7 @@ class SearchState:
         self.budget = budget
         self.out_dir = out_dir
         self.on_evaluated = on_evaluated
+        self.on_sensitivity = on_sensitivity
         self.units: list[Unit] = search_units(self.model, profile)
         self.unit_by_name = {u.name: u for u in self.units}
         self.baselines = baseline_assignments(self.model, profile)
@@ -233,7 +235,9 @@ class SearchState:
     # --- shared analyses --------------------------------------------------------------------
     def sensitivity(self, node_type: str = "node", mode: str = "single") -> Sensitivity:
         """The sensitivity pass (cached on disk in the output folder, so a second search reuses it)."""
-        result = load_or_measure(self.evaluator, self.profile, self.out_dir, node_type, mode, self.sensitivity_indices)
+        result = load_or_measure(
+            self.evaluator, self.profile, self.out_dir, node_type, mode, self.sensitivity_indices, self.on_sensitivity
+        )
         self.sensitivity_runs += result.model_runs
         self.sensitivity_seconds += result.seconds
         result.model_runs, result.seconds = 0, 0.0

@@ -1,0 +1,242 @@
+"""Every way a user's input can be wrong: one-line error on stderr, exit code 2, nothing written.
+
+Each case runs the real command line (`python -m autoprec.cli`) in a subprocess on a real model
+(silero VAD or magika) with one thing broken, and checks the folder it ran in is byte-for-byte
+unchanged afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+from autoprec import demo
+
+PREFIX = "autoprec: error: "
+WIDTH = 80  # conftest.cli_env pins COLUMNS=80, rich's width when stderr is not a terminal
+WRAP_BUG = (
+    "cli.py main() prints UserError with rich Console.print (default soft_wrap=False), which hard-wraps "
+    "messages longer than the console width (80 columns when stderr is not a terminal) into several lines"
+)
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """relative path -> sha256 of the file (or 'dir') for everything under `root`."""
+    return {
+        str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def vad_model(root: Path) -> Path:
+    target = root / "vad.onnx"
+    shutil.copyfile(demo.fetch_model("vad"), target)
+    return target
+
+
+def vad_data(root: Path, request) -> Path:
+    target = root / "data"
+    shutil.copytree(request.getfixturevalue("demo_data")("vad"), target)
+    return target
+
+
+def magika_data(root: Path, request) -> Path:
+    target = root / "data"
+    shutil.copytree(request.getfixturevalue("demo_data")("magika"), target)
+    return target
+
+
+def calibrate_args(model: Path, data: Path, *extra: str) -> list[str]:
+    return ["calibrate", str(model), "--data", str(data), "-o", str(model.parent / "out"), *extra]
+
+
+# --- the cases: each prepares `root` and returns (argv, regex the error must match) ------------
+
+
+def case_model_missing(root, request):
+    return calibrate_args(root / "nosuch.onnx", vad_data(root, request)), r"nosuch\.onnx: no such file"
+
+
+def case_model_is_folder(root, request):
+    folder = root / "model.onnx"
+    folder.mkdir()
+    return calibrate_args(folder, vad_data(root, request)), r"model\.onnx: is a folder"
+
+
+def case_text_renamed_onnx(root, request):
+    fake = root / "notes.onnx"
+    fake.write_text("These are my notes, not a model.\nSecond line: conv weights are in the other file.\n")
+    return calibrate_args(fake, vad_data(root, request)), r"notes\.onnx: not (a readable ONNX|an ONNX) model"
+
+
+def case_truncated_onnx(root, request):
+    data = demo.fetch_model("vad").read_bytes()
+    cut = root / "vad.onnx"
+    cut.write_bytes(data[: len(data) // 2])
+    return calibrate_args(cut, vad_data(root, request)), r"vad\.onnx: not (a readable ONNX|an ONNX) model"
+
+
+def case_external_data_escapes(root, request):
+    weight = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[1, 4])
+    weight.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "../../etc/passwd"), ("offset", "0"), ("length", "16")):
+        weight.external_data.add(key=key, value=value)
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"], name="add")],
+        "evil",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = root / "models" / "evil.onnx"
+    path.parent.mkdir()
+    path.write_bytes(model.SerializeToString())
+    data = root / "data"
+    (data / "x").mkdir(parents=True)
+    np.save(data / "x" / "0.npy", np.ones((1, 4), dtype=np.float32))
+    return calibrate_args(path, data), r"external data '\.\./\.\./etc/passwd'.*outside the model's folder"
+
+
+def case_data_missing_input(root, request):
+    data = vad_data(root, request)
+    shutil.rmtree(data / "c")
+    return calibrate_args(vad_model(root), data), r"no folder for model input 'c'"
+
+
+def case_wrong_shape(root, request):
+    data = vad_data(root, request)
+    np.save(data / "h" / "1.npy", np.zeros((1, 1, 64), dtype=np.float32))
+    expected = r"sample 1 of input 'h' has shape \[1, 1, 64\]; the model wants \[1x1x128\]"
+    return calibrate_args(vad_model(root), data), expected
+
+
+def case_wrong_dtype(root, request):
+    data = magika_data(root, request)
+    tokens = np.load(data / "bytes" / "0.npy")
+    np.save(data / "bytes" / "0.npy", tokens.astype(np.float32) / 256)
+    model = root / "magika.onnx"
+    shutil.copyfile(demo.fetch_model("magika"), model)
+    return calibrate_args(model, data), r"input 'bytes' has dtype float32, the model wants integer int32"
+
+
+def case_nan_in_data(root, request):
+    data = vad_data(root, request)
+    audio = np.load(data / "input" / "2.npy")
+    audio[5, 100] = np.nan
+    np.save(data / "input" / "2.npy", audio)
+    return calibrate_args(vad_model(root), data), r"sample 2 of input 'input' contains NaN or Inf"
+
+
+def case_inf_in_data(root, request):
+    data = vad_data(root, request)
+    audio = np.load(data / "input" / "0.npy")
+    audio[0, 0] = -np.inf
+    np.save(data / "input" / "0.npy", audio)
+    return calibrate_args(vad_model(root), data), r"sample 0 of input 'input' contains NaN or Inf"
+
+
+def case_empty_data_folder(root, request):
+    data = root / "data"
+    data.mkdir()
+    return calibrate_args(vad_model(root), data), r"data: (no folder for model input|holds no samples)"
+
+
+def case_input_folders_without_samples(root, request):
+    data = root / "data"
+    for name in ("input", "h", "c"):
+        (data / name).mkdir(parents=True)
+    return calibrate_args(vad_model(root), data), r"data: holds no samples"
+
+
+def case_pickled_npy(root, request):
+    data = vad_data(root, request)
+    objects = np.empty(2, dtype=object)
+    objects[0], objects[1] = {"payload": 1}, [1, 2, 3]
+    np.save(data / "h" / "0.npy", objects, allow_pickle=True)
+    return calibrate_args(vad_model(root), data), r"h/0\.npy: holds pickled objects"
+
+
+def case_data_path_missing(root, request):
+    return calibrate_args(vad_model(root), root / "nodata"), r"nodata: no such data file or folder"
+
+
+def case_qdq_free_model_to_baseline(root, request):
+    args = ["baseline", str(vad_model(root)), "--data", str(vad_data(root, request)), "--json"]
+    return args, r"vad\.onnx: no calibration nodes"
+
+
+def case_unknown_profile(root, request):
+    # a complete, valid calibrated workdir: only the profile is wrong
+    work = root / "work"
+    shutil.copytree(request.getfixturevalue("vad_workdir"), work)
+    return ["baseline", str(work), "--profile", "nosuchchip"], r"unknown hardware profile 'nosuchchip'"
+
+
+def case_output_exists(root, request):
+    out = root / "out"
+    out.mkdir()
+    (out / "calibrated_model.onnx").write_bytes(b"my previous result")
+    (out / "notes.txt").write_text("keep me\n")
+    return calibrate_args(vad_model(root), vad_data(root, request)), r"out exists; pass --force"
+
+
+def case_zero_samples(root, request):
+    args = calibrate_args(vad_model(root), vad_data(root, request), "--num-samples", "0")
+    return args, r"--num-samples must be at least 1"
+
+
+CASES: dict[str, Callable] = {
+    "not-a-file": case_model_missing,
+    "folder-as-model": case_model_is_folder,
+    "text-renamed-onnx": case_text_renamed_onnx,
+    "truncated-onnx": case_truncated_onnx,
+    "external-data-outside-folder": case_external_data_escapes,
+    "data-missing-input": case_data_missing_input,
+    "wrong-shape": case_wrong_shape,
+    "wrong-dtype": case_wrong_dtype,
+    "nan": case_nan_in_data,
+    "inf": case_inf_in_data,
+    "empty-data-folder": case_empty_data_folder,
+    "input-folders-without-samples": case_input_folders_without_samples,
+    "pickled-npy": case_pickled_npy,
+    "data-path-missing": case_data_path_missing,
+    "qdq-free-model-to-baseline": case_qdq_free_model_to_baseline,
+    "unknown-profile": case_unknown_profile,
+    "output-folder-exists": case_output_exists,
+    "num-samples-0": case_zero_samples,
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_fails_cleanly(case, tmp_path, run_cli, request):
+    root = tmp_path / "case"
+    root.mkdir()
+    args, expected = CASES[case](root, request)
+    before = snapshot(root)
+
+    code, stderr = result = run_cli(*args, cwd=root)
+
+    assert "Traceback" not in stderr + result.stdout, stderr
+    assert code == 2, f"exit code {code}; stderr:\n{stderr}"
+    assert result.stdout == "", "nothing may be printed to stdout on an error"
+    text = stderr.strip()
+    assert text.startswith(PREFIX), stderr
+    lines = [line.strip() for line in text.splitlines()]
+    flat = " ".join(lines)
+    # match across rich's hard wraps, which fall at a space or (in a long path) inside a word
+    assert re.search(expected, flat) or re.search(expected, "".join(lines)), (expected, stderr)
+    assert snapshot(root) == before, "the failed command changed files"
+    assert not list(root.glob(".autoprec-*")), "staging folder left behind"
+
+    if len(flat) > WIDTH:  # the known wrapping bug (reported); strict: this fails once it is fixed
+        request.node.add_marker(pytest.mark.xfail(reason=WRAP_BUG, strict=True))
+    assert len(text.splitlines()) == 1, f"error is not one line:\n{stderr}"
+
