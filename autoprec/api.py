@@ -5,12 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import optuna
+
 from autoprec.config import to_quant_config
 from autoprec.errors import UserError
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.hardware import get_profile
+from autoprec.ledger import default_storage, open_storage
 from autoprec.model_io import save_json
-from autoprec.search import DEFAULT_STRATEGIES, Candidate, SearchResult, SearchState, load_strategies, run_search
+from autoprec.search import (
+    DEFAULT_STRATEGIES,
+    Candidate,
+    LedgerSpec,
+    SearchResult,
+    SearchState,
+    load_strategies,
+    run_search,
+)
 from autoprec.target import build_target
 
 OUTPUT_FILES = ("quant_config.json", "candidates.json", "result.json", "ledger.sqlite")
@@ -41,6 +52,8 @@ def search(
     out: str | Path = "autoprec_out",
     resume: bool = False,
     force: bool = False,
+    storage: str | None = None,
+    study: str = "autoprec",
     jobs: int = 1,
     num_samples: int | None = None,
     sensitivity_samples: int = 2,
@@ -54,10 +67,14 @@ def search(
     model_path, data_path = resolve_workdir(model, data)
     out_dir = Path(out)
     _prepare_out(out_dir, resume, force)
+    if force and storage and study in optuna.study.get_all_study_names(open_storage(storage)):
+        optuna.delete_study(study_name=study, storage=storage)
+    ledger = LedgerSpec(storage or default_storage(out_dir), study, join=resume or storage is not None,
+                        exclusive=storage is None)  # fmt: skip
     evaluator = Evaluator(EvalSpec(str(model_path), str(data_path), num_samples), jobs=jobs)
     goal = build_target(evaluator.outputs, target, metric, aggregate, targets_file)
     state = SearchState(
-        evaluator, goal, get_profile(profile), budget, out_dir, resume, sensitivity_samples, on_evaluated,
+        evaluator, goal, get_profile(profile), budget, out_dir, ledger, sensitivity_samples, on_evaluated,
         on_sensitivity,
     )  # fmt: skip
     result = run_search(state, chosen)

@@ -91,10 +91,26 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     with progress:
         result = search(
-            args.workdir, args.data, args.target, args.budget, args.metric, args.aggregate, args.targets,
-            args.profile, args.strategies.split(","), args.out, args.resume, args.force, args.jobs,
-            args.num_samples, args.sensitivity_samples, on_evaluated, on_sensitivity,
-        )  # fmt: skip
+            args.workdir,
+            args.data,
+            target=args.target,
+            budget=args.budget,
+            metric=args.metric,
+            aggregate=args.aggregate,
+            targets_file=args.targets,
+            profile=args.profile,
+            strategies=args.strategies.split(","),
+            out=args.out,
+            resume=args.resume,
+            force=args.force,
+            storage=args.storage,
+            study=args.study,
+            jobs=args.jobs,
+            num_samples=args.num_samples,
+            sensitivity_samples=args.sensitivity_samples,
+            on_evaluated=on_evaluated,
+            on_sensitivity=on_sensitivity,
+        )
     out = Path(args.out)
     if args.json:
         print((out / "result.json").read_text())
@@ -287,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="autoprec_out", help="result folder (default: autoprec_out)")
     p.add_argument("--resume", action="store_true", help="continue a stopped search from its ledger")
     p.add_argument("--force", action="store_true", help="replace an earlier search's results")
+    p.add_argument("--storage", help="shared Optuna storage (postgresql://..., sqlite:///..., or a .journal file) "
+                   "for several workers; default: OUT/ledger.sqlite")  # fmt: skip
+    p.add_argument("--study", default="autoprec", help="study name in --storage (default: autoprec)")
     p.add_argument("--sensitivity-samples", type=int, default=2, help="samples for the sensitivity pass")
     p.add_argument("--top", type=int, default=15, help="rows of the candidates table")
     p.add_argument("--quiet", action="store_true", help="no progress or tables, only the final line")

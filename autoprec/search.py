@@ -1,4 +1,4 @@
-"""The search: SearchState (what strategies see), the Ledger (every evaluation, on disk) and the driver.
+"""The search: SearchState (what strategies see) and the driver.
 
 Strategies never touch ONNX, sessions or storage: they propose sets of units (or assignments)
 through `SearchState.evaluate_units` / `evaluate`, which deduplicates through the ledger, enforces the
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from autoprec.cost import calibration_costs
 from autoprec.errors import UserError
 from autoprec.evaluate import Evaluator, Scores
 from autoprec.hardware import HardwareProfile
+from autoprec.ledger import Ledger, Record
 from autoprec.sensitivity import Sensitivity, load_or_measure
 from autoprec.target import Target
 from autoprec.units import Unit, raise_units, search_units
@@ -60,43 +60,15 @@ class Candidate:
         return (0, self.cost, len(self.changes())) if self.passed else (1, self.shortfall, self.cost)
 
 
-class Ledger:
-    """Every evaluated candidate in a SQLite file, committed as soon as it is evaluated."""
+@dataclass(frozen=True)
+class LedgerSpec:
+    """Where the ledger lives: an Optuna storage URL and study name; `join` allows continuing an
+    existing study (resume, or several workers); `exclusive` means no other worker uses it."""
 
-    def __init__(self, path: Path, identity: dict, resume: bool):
-        fresh = not path.exists()
-        self.path = path
-        self.db = sqlite3.connect(path)
-        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS candidates (idx INTEGER PRIMARY KEY, key TEXT UNIQUE, strategy TEXT,"
-            " assignment TEXT, scores TEXT, cost REAL)"
-        )
-        stored = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
-        if not fresh and stored and not resume:
-            raise UserError(f"{path} holds an earlier search; pass --resume to continue it or --force to start over")
-        for key, value in identity.items():
-            if key in stored and stored[key] != value:
-                raise UserError(f"{path} belongs to a search with another {key}; use another --out or --force")
-        with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", identity.items())
-
-    def rows(self) -> list[tuple]:
-        return self.db.execute("SELECT idx, strategy, assignment, scores, cost FROM candidates ORDER BY idx").fetchall()
-
-    def add(self, candidate: Candidate) -> None:
-        with self.db:
-            self.db.execute(
-                "INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    candidate.index,
-                    candidate.key,
-                    candidate.strategy,
-                    json.dumps(candidate.assignment),
-                    json.dumps(candidate.scores.to_json()),
-                    candidate.cost,
-                ),
-            )
+    storage: str
+    study: str = "autoprec"
+    join: bool = False
+    exclusive: bool = True
 
 
 class SearchState:
@@ -109,7 +81,7 @@ class SearchState:
         profile: HardwareProfile,
         budget: int,
         out_dir: Path,
-        resume: bool = False,
+        ledger: LedgerSpec,
         sensitivity_samples: int = 2,
         on_evaluated: Callable[[Candidate], None] | None = None,
         on_sensitivity: Callable[[int, int], None] | None = None,
@@ -139,13 +111,11 @@ class SearchState:
             "profile": profile.name,
             "target": json.dumps(target.to_json()),
         }
-        self.ledger = Ledger(out_dir / "ledger.sqlite", self.identity, resume)
+        self.ledger = Ledger(ledger.storage, ledger.study, self.identity, ledger.join, ledger.exclusive)
         self.candidates: list[Candidate] = []
         self._by_key: dict[str, Candidate] = {}
-        self._stored: dict[str, tuple[str, dict[str, str], str]] = {}
-        for _, strategy, assignment, scores, _ in self.ledger.rows():
-            stored = json.loads(assignment)
-            self._stored[assignment_key(stored)] = (strategy, stored, scores)
+        self._seen: set[int] = set()
+        self.sync()
         self.notes: dict = {}
         self.done = False
         self.sensitivity_runs = 0
@@ -176,27 +146,38 @@ class SearchState:
     # --- evaluation -----------------------------------------------------------------------
     def evaluate(self, assignments: list[dict[str, str]], strategy: str) -> list[Candidate | None]:
         """Evaluate assignments (known ones come from the ledger); None where the budget ran out."""
-        results: list[Candidate | None] = []
-        todo: list[tuple[int, dict[str, str]]] = []
-        for assignment in assignments:
-            key = assignment_key(assignment)
-            if key in self._by_key:
-                results.append(self._by_key[key])
-            elif key in self._stored and self.remaining - len(todo) > 0:
-                results.append(self._restore(self._stored[key]))
-            elif self.remaining - len(todo) > 0 and all(assignment_key(a) != key for _, a in todo):
-                results.append(None)
-                todo.append((len(results) - 1, assignment))
+        self.sync()
+        keys = [assignment_key(a) for a in assignments]
+        claims: dict[str, tuple[int, dict[str, str]]] = {}
+        for assignment, key in zip(assignments, keys):
+            if key in self._by_key or key in claims:
+                continue
+            claim = self.ledger.claim(key, self.budget)
+            if claim is None:
+                break
+            if isinstance(claim, Record):
+                self._restore(claim)
             else:
-                results.append(None)
-        if todo:
-            scored = self.evaluator.evaluate_many([a for _, a in todo])
-            for (slot, assignment), scores in zip(todo, scored):
+                claims[key] = (claim, assignment)
+        if claims:
+            try:
+                scored = self.evaluator.evaluate_many([a for _, a in claims.values()])
+            except BaseException:
+                for number, _ in claims.values():
+                    self.ledger.release(number)
+                raise
+            for (number, assignment), scores in zip(claims.values(), scored):
                 candidate = self._make(assignment, scores, strategy)
-                self.ledger.add(candidate)
+                self.ledger.complete(number, strategy, candidate.changes(), scores.to_json(), candidate.cost)
+                self._seen.add(number)
                 self._remember(candidate)
-                results[slot] = candidate
-        return [r if r is not None else self._by_key.get(assignment_key(a)) for r, a in zip(results, assignments)]
+        return [self._by_key.get(key) for key in keys]
+
+    def sync(self) -> None:
+        """Take in every candidate the ledger holds that this process has not seen (resume, other workers)."""
+        for record in self.ledger.records():
+            if record.number not in self._seen:
+                self._restore(record)
 
     def known(self, assignment: dict[str, str]) -> Candidate | None:
         """The candidate of an already evaluated assignment, without evaluating anything."""
@@ -220,11 +201,12 @@ class SearchState:
             strategy, failing,
         )  # fmt: skip
 
-    def _restore(self, row: tuple[str, dict[str, str], str]) -> Candidate:
-        strategy, assignment, scores = row
-        candidate = self._make(assignment, Scores.from_json(json.loads(scores)), strategy)
-        self._remember(candidate)
-        return candidate
+    def _restore(self, record: Record) -> None:
+        self._seen.add(record.number)
+        if record.key in self._by_key:
+            return
+        assignment = {**self.base, **record.changes}
+        self._remember(self._make(assignment, Scores.from_json(record.scores), record.strategy))
 
     def _remember(self, candidate: Candidate) -> None:
         self.candidates.append(candidate)
