@@ -7,7 +7,7 @@ from pathlib import Path
 
 import optuna
 
-from autoprec.config import to_quant_config
+from autoprec.config import parse_subgraph, subgraph_nodes, to_quant_config
 from autoprec.errors import UserError
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.hardware import get_profile
@@ -54,6 +54,7 @@ def search(
     force: bool = False,
     storage: str | None = None,
     study: str = "autoprec",
+    subgraphs: Iterable[str] = (),
     jobs: int = 1,
     num_samples: int | None = None,
     sensitivity_samples: int = 2,
@@ -65,18 +66,23 @@ def search(
         raise UserError(f"--budget must be at least 1 evaluation, got {budget}")
     chosen = load_strategies(strategies)
     model_path, data_path = resolve_workdir(model, data)
+    evaluator = Evaluator(EvalSpec(str(model_path), str(data_path), num_samples), jobs=jobs)
+    user_subgraphs = dict(parse_subgraph(spec) for spec in subgraphs)
+    for subgraph in user_subgraphs.values():
+        subgraph_nodes(evaluator.model, subgraph["inputs"], subgraph["outputs"])
+    goal = build_target(evaluator.outputs, target, metric, aggregate, targets_file)
     out_dir = Path(out)
     _prepare_out(out_dir, resume, force)
     if force and storage and study in optuna.study.get_all_study_names(open_storage(storage)):
         optuna.delete_study(study_name=study, storage=storage)
     ledger = LedgerSpec(storage or default_storage(out_dir), study, join=resume or storage is not None,
                         exclusive=storage is None)  # fmt: skip
-    evaluator = Evaluator(EvalSpec(str(model_path), str(data_path), num_samples), jobs=jobs)
-    goal = build_target(evaluator.outputs, target, metric, aggregate, targets_file)
     state = SearchState(
         evaluator, goal, get_profile(profile), budget, out_dir, ledger, sensitivity_samples, on_evaluated,
         on_sensitivity,
     )  # fmt: skip
+    if user_subgraphs:
+        state.notes["user_subgraphs"] = user_subgraphs
     result = run_search(state, chosen)
     write_result(result, out_dir)
     return result
@@ -121,7 +127,14 @@ def write_result(result: SearchResult, out_dir: Path) -> None:
     state = result.state
     winner = result.winner
     if winner is not None:
-        save_json(to_quant_config(state.model, winner.assignment, state.profile), out_dir / "quant_config.json")
+        raised = set(state.raised_units(winner))
+        whole = {
+            name: {k: v for k, v in spec.items() if k != "units"}
+            for name, spec in state.notes.get("subgraphs", {}).items()
+            if set(spec["units"]) <= raised
+        }
+        config = to_quant_config(state.model, winner.assignment, state.profile, whole or None)
+        save_json(config, out_dir / "quant_config.json")
     save_json([candidate_summary(result, c) for c in result.candidates], out_dir / "candidates.json")
     save_json(
         {

@@ -105,6 +105,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             force=args.force,
             storage=args.storage,
             study=args.study,
+            subgraphs=args.subgraph,
             jobs=args.jobs,
             num_samples=args.num_samples,
             sensitivity_samples=args.sensitivity_samples,
@@ -306,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="shared Optuna storage (postgresql://..., sqlite:///..., or a .journal file) "
                    "for several workers; default: OUT/ledger.sqlite")  # fmt: skip
     p.add_argument("--study", default="autoprec", help="study name in --storage (default: autoprec)")
+    p.add_argument("--subgraph", action="append", default=[], metavar="NAME:IN1,IN2:OUT1",
+                   help="a subgraph the subgraph strategy may promote whole (repeatable)")  # fmt: skip
     p.add_argument("--sensitivity-samples", type=int, default=2, help="samples for the sensitivity pass")
     p.add_argument("--top", type=int, default=15, help="rows of the candidates table")
     p.add_argument("--quiet", action="store_true", help="no progress or tables, only the final line")

@@ -141,3 +141,12 @@ def _reach(model: CalibratedModel, start: list[str], forward: bool) -> set[str]:
                 seen.add(name)
                 queue.append(name)
     return seen
+
+
+def parse_subgraph(spec: str) -> tuple[str, dict]:
+    """`name:in1,in2:out1` (HMCT subgraph_config written on one line) -> (name, {inputs, outputs, qtype})."""
+    parts = spec.split(":")
+    if len(parts) != 3 or not all(parts):
+        raise UserError(f"--subgraph '{spec}': write it as name:input_node[,input_node...]:output_node[,...]")
+    name, inputs, outputs = parts
+    return name, {"inputs": inputs.split(","), "outputs": outputs.split(","), "qtype": "int16"}
