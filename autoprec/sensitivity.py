@@ -54,9 +54,11 @@ class Sensitivity:
         return sorted(losses, key=lambda item: (-losses[item] if descending else losses[item], item))
 
     def flat(self, metric: str = "cosine-similarity", outputs: list[str] | None = None) -> bool:
-        """True when the metric barely separates the items (most sit at the same value)."""
-        losses = np.array([self.loss(item, metric, outputs) for item in self.values])
-        return bool(np.mean(losses < 1e-3) > 0.5) if len(losses) else True
+        """True when the metric barely separates the items: most change no output measurably (ties near 1.0)."""
+        metric = get_metric(metric).name
+        outputs = outputs or list(next(iter(self.values.values())))
+        damage = [max(_damage(metric, v[o][metric]) for o in outputs) for v in self.values.values()]
+        return bool(np.mean(np.array(damage) < 1e-6) > 0.5) if damage else True
 
     def _normalized(self, metric: str, output: str) -> dict[str, float]:
         raw = {item: _damage(metric, v[output][metric]) for item, v in self.values.items()}

@@ -1,11 +1,13 @@
-"""When the cosine ranking is flat, or the sweep needed most of the model, rank by mse (then sqnr)
-and sweep again: cosine can hide damage that L2-type metrics separate (the YoloP story)."""
+"""When the cosine ranking is flat (most nodes tie near 1.0) and the sweep's winner is not already cheap,
+or the sweep needed most of the model, rank by mse (then sqnr) and sweep again: cosine can hide damage
+that L2-type metrics separate (the YoloP story)."""
 
 from __future__ import annotations
 
 from autoprec.search import SearchState
 
 STALLED = 0.5  # the sweep's winner costs more than half of all-int16
+WORTH_IT = 0.05  # below this cost a flat ranking is not worth another sweep
 
 
 class MetricSwitch:
@@ -17,7 +19,9 @@ class MetricSwitch:
         if not sweep or state.remaining <= 0:
             return False
         passing = sweep["passing"]
-        return passing is None or passing.cost > STALLED or state.sensitivity().flat(sweep["metric"])
+        if passing is None or passing.cost > STALLED:
+            return True
+        return passing.cost > WORTH_IT and state.sensitivity().flat(sweep["metric"])
 
     def run(self, state: SearchState) -> None:
         for metric in self.metrics:

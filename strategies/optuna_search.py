@@ -1,0 +1,81 @@
+"""Spend part of the remaining budget on an Optuna study: one int8/int16 choice per unit that matters
+(the top of the sensitivity ranking plus the current best set), objective = cost, constraint = every
+output meets its target. Warm-started with every candidate the other strategies evaluated. The
+study lives in the ledger's storage, so several workers share its sampler state.
+
+Options (`--option optuna.sampler=tpe|nsga2|random`, `optuna.space=24`, `optuna.share=0.5`)."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState, create_trial
+
+from autoprec.search import SearchState
+
+CHOICES = ("int8", "int16")
+MAX_REPEATS = 20  # stop when the sampler keeps proposing configs the ledger already holds
+
+
+SAMPLERS = {
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True),
+    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+}
+
+
+class OptunaSearch:
+    name = "optuna"
+
+    def applies(self, state: SearchState) -> bool:
+        return state.remaining > 1 and bool(state.units) and "ceiling_fails" not in state.notes
+
+    def run(self, state: SearchState) -> None:
+        sampler = state.options.get("optuna.sampler", "tpe")
+        space_size = int(state.options.get("optuna.space", 24))
+        share = float(state.options.get("optuna.share", 0.5))
+        best = set(state.raised_units(state.best)) if state.best else set()
+        ranking = state.sensitivity().ranking()
+        space = sorted(best | set(ranking[:space_size]), key=ranking.index)
+        distributions = {unit: CategoricalDistribution(CHOICES) for unit in space}
+        study = optuna.create_study(
+            storage=state.ledger.storage,
+            study_name=f"{state.ledger.study.study_name}.optuna.{sampler}",
+            sampler=SAMPLERS[sampler](len(state.candidates)),
+            direction="minimize",
+            load_if_exists=True,
+        )
+        self._warm_start(state, study, space, distributions)
+        spend = max(1, int(state.remaining * share))
+        repeats = 0
+        while spend > 0 and state.remaining > 0 and repeats < MAX_REPEATS:
+            trial = study.ask(distributions)
+            raised = [unit for unit in space if trial.params[unit] == "int16"]
+            before = state.used
+            candidate = state.evaluate_units([raised], self.name)[0]
+            if candidate is None:
+                study.tell(trial, state=TrialState.FAIL)
+                return
+            repeats = repeats + 1 if state.used == before else 0
+            spend -= state.used - before
+            trial.set_constraint("shortfall", candidate.shortfall)
+            study.tell(trial, candidate.cost)
+
+    def _warm_start(self, state: SearchState, study: optuna.Study, space: list[str], distributions: dict) -> None:
+        """Every ledger candidate that only raises units of the space becomes a finished trial."""
+        known = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)}
+        for candidate in state.candidates:
+            raised = set(state.raised_units(candidate))
+            if not raised <= set(space) or candidate.assignment != state.raise_units(raised):
+                continue
+            params = {unit: "int16" if unit in raised else "int8" for unit in space}
+            if tuple(sorted(params.items())) in known:
+                continue
+            study.add_trial(
+                create_trial(
+                    params=params,
+                    distributions=distributions,
+                    value=candidate.cost,
+                    constraints={"shortfall": candidate.shortfall},
+                )
+            )
