@@ -1,11 +1,12 @@
 """The ledger: every evaluated candidate, as a trial of an Optuna study in an Optuna storage.
 
-The default storage is Optuna's journal file in the output folder (`ledger.journal`);
+The default storage is Optuna's journal file in the output folder (`ledger.journal`).
 `--storage postgresql://...` (or any Optuna RDB URL, or a `.journal` file) with `--study NAME` lets
-several `autoprec search` workers on several machines share one study: a worker claims an assignment by asking the study for a trial and
-tagging it with the assignment's key; the lowest trial number holding a key owns it, the others
-wait for its result. Nothing is evaluated twice, the budget is counted over the whole study, and a
-finished evaluation is committed before the next one starts, so a killed search loses nothing.
+several `autoprec search` workers on several machines share one study: a worker claims an assignment
+by asking the study for a trial and tagging it with the assignment's key; the lowest trial number
+holding a key owns it, the others wait for its result. Nothing is evaluated twice, the budget is
+counted over the whole study, and a finished evaluation is committed before the next one starts,
+so a killed search loses nothing.
 """
 
 from __future__ import annotations
