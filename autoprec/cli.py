@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from autoprec.api import resolve_workdir
 from autoprec.errors import UserError
@@ -67,7 +68,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     progress = Progress(
         TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-        TimeElapsedColumn(), console=console, disable=args.quiet or args.json,
+        TimeElapsedColumn(), console=console, disable=args.quiet or args.json, transient=True,
     )  # fmt: skip
     task = progress.add_task("starting", total=args.budget)
     best: list[float] = []
@@ -388,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         if args.debug:
             raise
-        console.print(f"[red]autoprec: error:[/] {exc}", highlight=False, markup=True)
+        console.print(f"[red]autoprec: error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

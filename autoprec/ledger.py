@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -43,8 +44,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             backend = optuna.storages.journal.JournalFileBackend(url)
             return optuna.storages.JournalStorage(backend)
         return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-    except ModuleNotFoundError as exc:
-        raise UserError(f"storage '{url}' needs the database driver '{exc.name}'; pip install it") from exc
+    except ImportError as exc:
+        raise UserError(
+            f"storage '{url}' needs a database driver that is not installed (PostgreSQL: pip install psycopg2-binary)"
+        ) from exc
     except Exception as exc:  # sqlalchemy raises many types for an unreachable or invalid URL
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot open storage '{url}' ({first}); check the URL and that the server runs") from exc
@@ -53,25 +56,27 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 class Ledger:
     """The study holding every candidate of one search (shared by all workers that join it)."""
 
-    def __init__(self, storage: str, study: str, identity: dict[str, str], join: bool, exclusive: bool,
+    def __init__(self, storage: str, study: str, identity: dict[str, str] | None, join: bool, exclusive: bool,
                  stale_after: float = 600.0):  # fmt: skip
         self.storage = open_storage(storage)
         self.stale_after = stale_after
-        self._open: dict[int, optuna.Trial] = {}
         exists = study in optuna.study.get_all_study_names(self.storage)
         if exists and not join:
             raise UserError(f"study '{study}' holds an earlier search; pass --resume to continue it or --force")
         self.study = optuna.create_study(storage=self.storage, study_name=study, direction="minimize",
                                          load_if_exists=True)  # fmt: skip
         stored = self.study.user_attrs.get(IDENTITY_ATTR)
-        if stored is None:
+        if identity is None:  # a reader: look at the study, do not claim it
+            pass
+        elif stored is None:
             self.study.set_user_attr(IDENTITY_ATTR, identity)
         elif stored != identity:
             differs = next(k for k in identity if stored.get(k) != identity[k])
             raise UserError(f"study '{study}' belongs to a search with another {differs}; use another --study/--out")
+        self._study_id = self.storage.get_study_id_from_name(study)
         if exclusive:
             for trial in self._trials((TrialState.RUNNING,)):
-                self.study.tell(trial.number, state=TrialState.FAIL)
+                self.release(trial._trial_id)
 
     def _trials(self, states: tuple[TrialState, ...]) -> list[FrozenTrial]:
         return self.study.get_trials(deepcopy=False, states=states)
@@ -81,46 +86,53 @@ class Ledger:
         return [_record(t) for t in self._trials((TrialState.COMPLETE,)) if "record" in t.user_attrs]
 
     def claim(self, key: str, budget: int) -> int | Record | None:
-        """Claim `key`: our trial number if we must evaluate it, the Record if someone already did,
-        None if the budget is spent."""
+        """Claim `key`: our trial id if we must evaluate it, the Record if someone already did,
+        None if the budget is spent. The claim trial is created with its key in one storage
+        operation, so the lowest trial number holding a key is its owner for every reader."""
         while True:
-            trial = self.study.ask()
-            trial.set_user_attr("key", key)
+            trial_id = self.storage.create_new_trial(self._study_id, template_trial=_claim_template(key))
+            number = self.storage.get_trial_number_from_id(trial_id)
             live = [t for t in self._trials((TrialState.RUNNING, TrialState.COMPLETE)) if "key" in t.user_attrs]
             owner = min((t for t in live if t.user_attrs["key"] == key), key=lambda t: t.number)
-            if owner.number == trial.number:
-                if sum(t.number <= trial.number for t in live) > budget:
-                    self.study.tell(trial.number, state=TrialState.FAIL)
+            if owner.number == number:
+                if sum(t.number <= number for t in live) > budget:
+                    self.release(trial_id)
                     return None
-                self._open[trial.number] = trial
-                return trial.number
-            self.study.tell(trial.number, state=TrialState.FAIL)
-            done = self._wait(owner.number)
+                return trial_id
+            self.release(trial_id)
+            done = self._wait(owner)
             if done is not None:
                 return done
 
-    def _wait(self, number: int) -> Record | None:
-        """The record of trial `number` once it completes; None if it failed or went stale."""
+    def _wait(self, owner: FrozenTrial) -> Record | None:
+        """The owner's record once it completes; None if it failed or went stale."""
         while True:
-            trial = next(t for t in self.study.get_trials(deepcopy=False) if t.number == number)
+            trial = self.storage.get_trial(owner._trial_id)
             if trial.state == TrialState.COMPLETE:
                 return _record(trial)
             if trial.state != TrialState.RUNNING:
                 return None
             if trial.datetime_start and time.time() - trial.datetime_start.timestamp() > self.stale_after:
-                self.study.tell(number, state=TrialState.FAIL)
+                self.release(owner._trial_id)
                 return None
             time.sleep(POLL_SECONDS)
 
-    def complete(self, number: int, strategy: str, changes: dict[str, str], scores: dict, cost: float) -> None:
+    def complete(self, trial_id: int, strategy: str, changes: dict[str, str], scores: dict, cost: float) -> None:
         """Store a finished evaluation (committed before this returns)."""
-        trial = self._open.pop(number)
-        trial.set_user_attr("record", {"strategy": strategy, "changes": changes, "scores": scores})
-        self.study.tell(trial, cost)
+        record = {"strategy": strategy, "changes": changes, "scores": scores}
+        self.storage.set_trial_user_attr(trial_id, "record", record)
+        self.storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [cost])
 
-    def release(self, number: int) -> None:
+    def release(self, trial_id: int) -> None:
         """Give a claim back (the evaluation did not happen)."""
-        self.study.tell(self._open.pop(number), state=TrialState.FAIL)
+        self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
+
+
+def _claim_template(key: str) -> FrozenTrial:
+    return FrozenTrial(
+        number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(), datetime_complete=None,
+        params={}, distributions={}, user_attrs={"key": key}, system_attrs={}, intermediate_values={}, trial_id=-1,
+    )  # fmt: skip
 
 
 def _record(trial: FrozenTrial) -> Record:

@@ -165,13 +165,12 @@ class SearchState:
             try:
                 scored = self.evaluator.evaluate_many([a for _, a in claims.values()])
             except BaseException:
-                for number, _ in claims.values():
-                    self.ledger.release(number)
+                for trial_id, _ in claims.values():
+                    self.ledger.release(trial_id)
                 raise
-            for (number, assignment), scores in zip(claims.values(), scored):
+            for (trial_id, assignment), scores in zip(claims.values(), scored):
                 candidate = self._make(assignment, scores, strategy)
-                self.ledger.complete(number, strategy, candidate.changes(), scores.to_json(), candidate.cost)
-                self._seen.add(number)
+                self.ledger.complete(trial_id, strategy, candidate.changes(), scores.to_json(), candidate.cost)
                 self._remember(candidate)
         return [self._by_key.get(key) for key in keys]
 
@@ -299,6 +298,7 @@ def run_search(state: SearchState, strategies: list[Strategy]) -> SearchResult:
             break
         if strategy.applies(state):
             strategy.run(state)
+    state.sync()
     ranked = state.ranked()
     closest = next((c for c in ranked if not c.passed), None)
     return SearchResult(state.best, closest, ranked, state, time.perf_counter() - started, [s.name for s in strategies])
