@@ -37,20 +37,25 @@ class Record:
     scores: dict
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna storage from a URL (RDB: sqlite://, postgresql://, mysql://) or a `.journal` file path."""
-    try:
-        if url.endswith(".journal"):
-            backend = optuna.storages.journal.JournalFileBackend(url)
-            return optuna.storages.JournalStorage(backend)
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-    except ImportError as exc:
-        raise UserError(
-            f"storage '{url}' needs a database driver that is not installed (PostgreSQL: pip install psycopg2-binary)"
-        ) from exc
-    except Exception as exc:  # sqlalchemy raises many types for an unreachable or invalid URL
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot open storage '{url}' ({first}); check the URL and that the server runs") from exc
+def open_storage(url: str, attempts: int = 3) -> optuna.storages.BaseStorage:
+    """An Optuna storage from a URL (RDB: sqlite://, postgresql://, mysql://) or a `.journal` file path.
+    Opening is retried: workers that start together race to create the tables of a fresh database."""
+    if url.endswith(".journal"):
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+    failure: Exception | None = None
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except ImportError as exc:
+            raise UserError(
+                f"storage '{url}' needs a database driver that is not installed "
+                "(PostgreSQL: pip install 'psycopg[binary]')"
+            ) from exc
+        except Exception as exc:  # sqlalchemy raises many types for an unreachable or invalid URL
+            failure = exc
+            time.sleep(0.5 * (attempt + 1))
+    first = str(failure).strip().splitlines()[0][:200] if str(failure).strip() else type(failure).__name__
+    raise UserError(f"cannot open storage '{url}' ({first}); check the URL and that the server runs") from failure
 
 
 class Ledger:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
+
+import pytest
 
 from autoprec.api import search
 from autoprec.ledger import Ledger
@@ -15,8 +21,38 @@ from tests.conftest import cli_env
 TARGET = "0.999"  # magika: all-int8 ~0.0 cosine, all-int16 1.0 (measured in the baselines)
 
 
-def _completed(journal) -> list:
-    ledger = Ledger(str(journal), "shared", None, join=True, exclusive=False)
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throwaway PostgreSQL server on loopback (Debian's postgresql, run as the postgres user)."""
+    if not (PG_BIN / "initdb").exists() or shutil.which("runuser") is None:
+        pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
+    pytest.importorskip("psycopg", reason='pip install "psycopg[binary]"')
+    folder = Path(tempfile.mkdtemp(prefix="autoprec-pg-"))  # pytest's tmp folders are private to root
+    shutil.chown(folder, "postgres")
+    as_postgres = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_postgres, PG_BIN / "initdb", "-D", folder / "data", "-U", "postgres", "--auth=trust"],
+                   check=True, capture_output=True)  # fmt: skip
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([*as_postgres, PG_BIN / "postgres", "-D", folder / "data", "-k", folder,
+                               "-p", str(port), "-h", "127.0.0.1"], stderr=subprocess.DEVNULL)  # fmt: skip
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    deadline = time.time() + 30
+    while subprocess.run([PG_BIN / "pg_isready", "-h", "127.0.0.1", "-p", str(port)], capture_output=True).returncode:
+        assert time.time() < deadline, "PostgreSQL did not start"
+        time.sleep(0.2)
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _completed(storage) -> list:
+    ledger = Ledger(str(storage), "shared", None, join=True, exclusive=False)
     return ledger.records()
 
 
@@ -37,8 +73,9 @@ def test_optuna_search_never_exceeds_its_budget(magika_workdir, tmp_path):
     assert len(keys) == len(set(keys))
 
 
-def test_two_workers_share_one_study_without_evaluating_twice(magika_workdir, tmp_path):
-    journal = tmp_path / "shared.journal"
+@pytest.mark.parametrize("kind", ["journal", "postgresql"])
+def test_two_workers_share_one_study_without_evaluating_twice(kind, magika_workdir, tmp_path, request):
+    journal = tmp_path / "shared.journal" if kind == "journal" else request.getfixturevalue("postgres_url")
     storage = ["--storage", str(journal), "--study", "shared", "--budget", "16"]
     workers = [_start(magika_workdir, tmp_path / f"w{i}", *storage) for i in range(2)]
     for worker in workers:
