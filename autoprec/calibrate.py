@@ -126,6 +126,8 @@ def _activation_ranges(model: onnx.ModelProto, samples: list[Sample], settings: 
         path = Path(tmp) / "model.onnx"
         onnx.save(model, str(path))
         options = {"symmetric": not settings.asymmetric, "percentile": settings.percentile}
+        if settings.method == "kl":  # onnxruntime's defaults (128 bins) leave KL a single candidate: the max
+            options |= {"num_bins": 2048, "num_quantized_bins": 128}
         calibrator = create_calibrator(
             path,
             op_types_to_calibrate=list(FEATURE_INPUTS),

@@ -106,6 +106,7 @@ class SearchState:
         self.node_costs = calibration_costs(self.model, sample)
         full = sum(self.node_costs[n] for n, q in self.baselines["all-int16"].items() if q != "int8")
         self.cost_scale = full or 1.0
+        self.unit_costs = {u.name: sum(self.node_costs[c] for c in u.calibration) / self.cost_scale for u in self.units}
         self.sensitivity_indices = list(range(min(sensitivity_samples, evaluator.num_samples)))
         self.identity = {
             "model": evaluator.model_hash,

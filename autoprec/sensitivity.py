@@ -47,9 +47,13 @@ class Sensitivity:
         outputs = outputs or list(next(iter(self.values.values())))
         return max(self._normalized(metric, out)[item] for out in outputs)
 
-    def ranking(self, metric: str = "cosine-similarity", outputs: list[str] | None = None) -> list[str]:
-        """Items, most important to raise first."""
+    def ranking(
+        self, metric: str = "cosine-similarity", outputs: list[str] | None = None, costs: dict[str, float] | None = None
+    ) -> list[str]:
+        """Items, most important to raise first; with `costs`, by damage per unit of cost (cheap fixes first)."""
         losses = {item: self.loss(item, metric, outputs) for item in self.values}
+        if costs:
+            losses = {item: loss / max(costs[item], 1e-12) for item, loss in losses.items()}
         descending = self.mode == "single"
         return sorted(losses, key=lambda item: (-losses[item] if descending else losses[item], item))
 

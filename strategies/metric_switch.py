@@ -25,7 +25,7 @@ class MetricSwitch:
 
     def run(self, state: SearchState) -> None:
         for metric in self.metrics:
-            ranking = state.sensitivity().ranking(metric)
+            ranking = state.sensitivity().ranking(metric, costs=state.unit_costs)
             best, _ = state.sweep(ranking, (), f"{self.name}:{metric}")
             current = state.best
             if best is not None and current is not None and best.cost <= current.cost and best.cost <= STALLED:

@@ -21,5 +21,5 @@ class OutputFilter:
         failing = state.target.failing(at_start.scores)
         if len(failing) == len(state.target.outputs):
             return
-        ranking = state.sensitivity().ranking(state.notes["sweep"]["metric"], failing)
+        ranking = state.sensitivity().ranking(state.notes["sweep"]["metric"], failing, state.unit_costs)
         state.sweep(ranking, start, self.name)

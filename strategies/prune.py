@@ -1,5 +1,6 @@
-"""From the cheapest passing candidate, drop raised units while every target still holds: first in
-chunks (least sensitive per cost first), then one at a time until no single unit can be dropped."""
+"""From the cheapest passing candidate, drop raised units while every target still holds: first the
+largest droppable prefix of the units ordered by least damage per cost (a bisection, ~log2 N
+evaluations), then one unit at a time until no single one can be dropped (1-minimal)."""
 
 from __future__ import annotations
 
@@ -13,34 +14,30 @@ class Prune:
         return state.best is not None and state.remaining > 0
 
     def run(self, state: SearchState) -> None:
-        sensitivity = state.sensitivity()
-        raised = state.raised_units(state.best)
-        cost = {u: sum(state.node_costs[c] for c in state.unit_by_name[u].calibration) for u in raised}
-        order = sorted(raised, key=lambda u: sensitivity.loss(u, "cosine-similarity") / max(cost[u], 1.0))
-        kept = list(order)
-        chunk = max(1, len(kept) // 4)
-        while chunk > 1 and state.remaining > 0:
-            for start in range(0, len(order), chunk):
-                group = [u for u in order[start : start + chunk] if u in kept]
-                if group and self._try(state, [u for u in kept if u not in group]):
-                    kept = [u for u in kept if u not in group]
-            chunk //= 2
+        raised = set(state.raised_units(state.best))
+        ranking = state.sensitivity().ranking(costs=state.unit_costs)
+        order = [u for u in reversed(ranking) if u in raised]
+        low, high = 0, len(order)  # dropping order[:low] passes; dropping order[:high] is not known to
+        while high - low > 1 and state.remaining > 0:
+            mid = (low + high) // 2
+            if self._passes(state, order[mid:]):
+                low = mid
+            else:
+                high = mid
+        kept = order[low:]
         changed = True
         while changed and state.remaining > 0:
             changed = False
             for unit in list(kept):
-                if self._try(state, [u for u in kept if u != unit]):
+                if state.remaining > 0 and self._passes(state, [u for u in kept if u != unit]):
                     kept.remove(unit)
                     changed = True
-        state.notes["one_minimal"] = not changed and all(
-            not self._known_pass(state, [u for u in kept if u != unit]) for unit in kept
-        )
+        state.notes["one_minimal"] = all(self._known_to_fail(state, [u for u in kept if u != unit]) for unit in kept)
 
-    def _try(self, state: SearchState, units: list[str]) -> bool:
+    def _passes(self, state: SearchState, units: list[str]) -> bool:
         candidate = state.evaluate_units([units], self.name)[0]
         return candidate is not None and candidate.passed
 
-    def _known_pass(self, state: SearchState, units: list[str]) -> bool:
-        """True unless this single drop was evaluated and failed (unknown counts as may-pass)."""
+    def _known_to_fail(self, state: SearchState, units: list[str]) -> bool:
         candidate = state.known(state.raise_units(units))
-        return candidate is None or candidate.passed
+        return candidate is not None and not candidate.passed
