@@ -408,8 +408,10 @@ def _vad_sample(index: int) -> Sample:
 @functools.cache
 def _magika_files() -> tuple[pathlib.Path, ...]:
     """Files of the Python install, interleaved across kinds, in a fixed pseudo-random order."""
-    stdlib = pathlib.Path(sysconfig.get_paths()["stdlib"])
-    platstdlib = pathlib.Path(sysconfig.get_paths()["platstdlib"])
+    base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix, "installed_base": sys.base_prefix,
+            "installed_platbase": sys.base_exec_prefix}  # the same files inside a venv as outside  # fmt: skip
+    stdlib = pathlib.Path(sysconfig.get_paths(vars=base)["stdlib"])
+    platstdlib = pathlib.Path(sysconfig.get_paths(vars=base)["platstdlib"])
     numpy_dir = pathlib.Path(np.__file__).parent
     skimage_dir = pathlib.Path(skimage.__file__).parent
     globs = [
