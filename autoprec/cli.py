@@ -205,7 +205,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         result = load_or_measure(evaluator, profile, Path(args.out), args.node_type, args.mode, indices)
     model = evaluator.model
     rows = []
-    for item in result.ranking(metrics[0], outputs):
+    for item in result.values:
         values = {}
         for m in metrics:
             per_output = [result.values[item][o][m] for o in outputs]
@@ -213,6 +213,8 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         cal = model.calibration.get(item)
         extra = f"{cal.threshold:.4g} / {cal.qtype}" if cal is not None and cal.tensor_type == "feature" else ""
         rows.append((item, values, extra))
+    first = get_metric(metrics[0])  # worst first, by the value shown (worst over the selected outputs)
+    rows.sort(key=lambda row: row[1][first.name] if first.higher_is_better else -row[1][first.name])
     report = {item: values for item, values, _ in rows}
     Path(args.out).mkdir(parents=True, exist_ok=True)
     save_json(report, Path(args.out) / f"sensitivity_{args.node_type}.json")

@@ -2,8 +2,9 @@
 
 Each candidate is simulated on the static QDQ graph it would be exported as, with one fixed
 onnxruntime configuration (`session.disable_quant_qdq=1`, one intra-op thread per process):
-feature calibration nodes are real Q/DQ nodes, weights are fake-quantized once in numpy (bit-exact
-with onnxruntime's Q/DQ) and handed to onnxruntime in memory, so a session builds in tens of ms and
+feature calibration nodes are real Q/DQ nodes (an "ec" feature: the real `_split_low` rewrite), weights
+are fake-quantized once in numpy (bit-exact with onnxruntime's Q/DQ; an "ec" weight as int8 + int8
+residual, equal to the rewrite by linearity) and handed to onnxruntime in memory, so a session builds in tens of ms and
 runs as a float-weight graph. Float references are computed once per process. Work is spread over
 `jobs` worker processes (joblib/loky); only assignments and sample indices travel to them.
 """
@@ -22,7 +23,7 @@ from joblib import Parallel, delayed
 from onnx import TensorProto, numpy_helper
 
 from autoprec.data import Sample, load_samples, model_inputs
-from autoprec.ir import FEATURE, CalibratedModel
+from autoprec.ir import EC, FEATURE, CalibratedModel
 from autoprec.metrics import compare, get_metric
 
 Assignment = dict[str, str]
@@ -58,24 +59,34 @@ class Simulator:
         proto = self.model.to_onnx(features)
         names, values = [], []
         for init in proto.graph.initializer:
-            if init.data_type != TensorProto.FLOAT or _elements(init) < IN_MEMORY_MIN_ELEMENTS:
-                continue
+            if init.data_type != TensorProto.FLOAT or init.name not in self.model.initializers:
+                continue  # integer tensors, and the scales to_onnx renders for Q/DQ
             cal = self._weights.get(init.name)
             qtype = qtypes.get(cal.name, "float32") if cal is not None else "float32"
+            if _elements(init) < IN_MEMORY_MIN_ELEMENTS:
+                if qtype != "float32":  # a small weight stays in the proto, fake-quantized like any other
+                    init.CopyFrom(numpy_helper.from_array(self._array(init.name, qtype), init.name))
+                continue
             names.append(init.name)
-            values.append(self._value(init, qtype))
+            values.append(self._value(init.name, qtype))
             _mark_in_memory(init)
         options = session_options(self.threads)
         options.add_external_initializers(names, values)
         return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
-    def _value(self, init: onnx.TensorProto, qtype: str) -> ort.OrtValue:
-        key = (init.name, qtype)
+    def _array(self, name: str, qtype: str) -> np.ndarray:
+        """The weight initializer `name` as fed at `qtype` (fake-quantized; "ec": int8 + int8 residual)."""
+        array = numpy_helper.to_array(self.model.initializers[name]).astype(np.float32)
+        if qtype == EC:  # equal to the `_split_low` rewrite by linearity: op(x, W8) + op(x, r8) = op(x, W8 + r8)
+            return self.model.compensated_weight(self._weights[name].name)
+        if qtype != "float32":
+            return self._weights[name].quant_params(qtype).fake_quantize(array)
+        return array
+
+    def _value(self, name: str, qtype: str) -> ort.OrtValue:
+        key = (name, qtype)
         if key not in self._values:
-            array = numpy_helper.to_array(self.model.initializers[init.name]).astype(np.float32)
-            if qtype != "float32":
-                array = self._weights[init.name].quant_params(qtype).fake_quantize(array)
-            self._values[key] = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array))
+            self._values[key] = ort.OrtValue.ortvalue_from_numpy(np.array(self._array(name, qtype), order="C"))
         return self._values[key]
 
 

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autoprec.errors import UserError
-from autoprec.ir import CalibratedModel, CalibrationNode
+from autoprec.ir import EC_INPUTS, CalibratedModel, CalibrationNode
 
-# Ops whose forced-int8 input can take error compensation (a duplicated op on the int8 residual).
-EC_INPUTS = {("Conv", 1), ("ConvTranspose", 1), ("MatMul", 1), ("Gemm", 1), ("Resize", 0), ("GridSample", 0)}
+__all__ = ["EC_INPUTS", "PROFILES", "HardwareProfile", "get_profile"]  # EC_INPUTS: ops ec can split (ir.py)
 
 
 @dataclass(frozen=True)
@@ -36,9 +35,11 @@ class HardwareProfile:
 
     def can_compensate(self, model: CalibratedModel, cal: CalibrationNode) -> bool:
         """True if error compensation (ec) applies: a forced-int8 input of an op that ec supports."""
-        return self.is_forced_int8(model, cal) and all(
-            (model.nodes[node].op_type, index) in EC_INPUTS for node, index in cal.consumers
-        )
+        return self.is_forced_int8(model, cal) and model.ec_capable(cal)
+
+    def compensable(self, model: CalibratedModel) -> list[str]:
+        """Calibration nodes that take error compensation on this chip, in model order."""
+        return [name for name, cal in model.calibration.items() if self.can_compensate(model, cal)]
 
 
 PROFILES = {

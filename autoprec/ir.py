@@ -5,6 +5,10 @@ graph and keeps them as `CalibrationNode` records (tensor, consumers, qtype, thr
 qtype or threshold can be changed and the model rendered again (`to_onnx`) without re-calibrating.
 Thresholds are kept as float ranges, so int8 -> int16 recomputes the scale from the range (never
 from already-rounded int8 values).
+
+qtype "ec" (error compensation) is int8 plus a second int8 term on the quantization residual:
+`to_onnx` renders it as a duplicated op `<node>_split_low` fed with Q/DQ(residual) and an Add of
+the two results; loading such a model folds the rewrite back into an "ec" calibration node.
 """
 
 from __future__ import annotations
@@ -23,6 +27,13 @@ from autoprec.model_io import load_model, save_model
 
 FEATURE, WEIGHT = "feature", "weight"
 QTYPES = ("int8", "int16", "float32")
+EC = "ec"  # int8 + error compensation: not a quantization format, so never passed to quant_params
+ASSIGNABLE = (*QTYPES, EC)
+# Inputs error compensation can split: the op is linear in them (weights of Conv/ConvTranspose/MatMul/Gemm,
+# the feature input of Resize/GridSample), so op(x8) + op(residual8) approximates op(x).
+EC_INPUTS = frozenset({("Conv", 1), ("ConvTranspose", 1), ("MatMul", 1), ("Gemm", 1), ("Resize", 0), ("GridSample", 0)})
+SPLIT_LOW = "_split_low"
+_BIASED = {"Conv", "ConvTranspose", "Gemm"}  # input 2 is a bias: it stays in the main branch only
 METADATA_KEY = "autoprec.calibration"
 _BITS = {"int8": 8, "int16": 16}
 _STORAGE = {
@@ -167,7 +178,11 @@ class CalibratedModel:
 
     @classmethod
     def from_proto(cls, model: onnx.ModelProto, source: str = "model") -> CalibratedModel:
+        model, compensated = _strip_ec(model)
         model, parsed = _strip_qdq(model)
+        for cal in parsed.values():
+            if any(c in compensated for c in cal.consumers):
+                cal.qtype = EC
         meta = {p.key: p.value for p in model.metadata_props}
         settings: dict = {}
         if METADATA_KEY in meta:
@@ -215,9 +230,11 @@ class CalibratedModel:
 
     # --- edits --------------------------------------------------------------------------
     def set_qtype(self, name: str, qtype: str) -> None:
-        if qtype not in QTYPES:
-            raise UserError(f"unknown qtype '{qtype}'; use one of {', '.join(QTYPES)}")
-        self._get(name).qtype = qtype
+        if qtype not in ASSIGNABLE:
+            raise UserError(f"unknown qtype '{qtype}'; use one of {', '.join(ASSIGNABLE)}")
+        cal = self._get(name)
+        self._check_ec(cal, qtype)
+        cal.qtype = qtype
 
     def set_thresholds(self, name: str, rmin: float | np.ndarray, rmax: float | np.ndarray) -> None:
         cal = self._get(name)
@@ -232,6 +249,62 @@ class CalibratedModel:
         for name, qtype in assignment.items():
             self.set_qtype(name, qtype)
 
+    # --- error compensation ----------------------------------------------------------------
+    def ec_capable(self, cal: CalibrationNode) -> bool:
+        """True if every input the node feeds can be split for error compensation (see EC_INPUTS)."""
+        return bool(cal.consumers) and all((self.nodes[n].op_type, i) in EC_INPUTS for n, i in cal.consumers)
+
+    def weight_values(self, cal: CalibrationNode) -> np.ndarray:
+        """The float values of a weight calibration node's tensor (an initializer or a Constant)."""
+        if cal.tensor in self.initializers:
+            return numpy_helper.to_array(self.initializers[cal.tensor]).astype(np.float32)
+        producer = self.producers.get(cal.tensor)
+        value = next((a.t for a in producer.attribute if a.name == "value"), None) if producer is not None else None
+        if value is None:
+            raise UserError(f"{cal.name}: weight tensor '{cal.tensor}' is neither an initializer nor a Constant")
+        return numpy_helper.to_array(value).astype(np.float32)
+
+    def residual_params(self, name: str) -> QuantParams:
+        """Symmetric int8 parameters of the residual an "ec" node adds (x - DQ8(Q8(x))).
+
+        Weights: per channel (the node's own axis), threshold max|r_c| over the channel.
+        Features: threshold = half the int8 scale (the largest in-range rounding error)."""
+        cal = self._get(name)
+        main = cal.quant_params("int8")
+        if cal.tensor_type == WEIGHT:
+            residual = np.abs(self.weight_residual(name)).astype(np.float64)
+            if cal.axis is None:
+                threshold = np.float64(residual.max()) if residual.size else np.float64(0.0)
+            else:
+                axis = cal.axis % residual.ndim
+                threshold = residual.max(axis=tuple(d for d in range(residual.ndim) if d != axis))
+        else:
+            threshold = main.scale.astype(np.float64) / 2
+        finest = main.scale.astype(np.float64) / 2 / 127  # a residual that is all zero: any scale represents it
+        scale = np.where(threshold > 0, np.asarray(threshold, dtype=np.float64) / 127, finest).astype(np.float32)
+        return QuantParams(scale, np.zeros(scale.shape, dtype=np.int8), main.axis)
+
+    def weight_residual(self, name: str) -> np.ndarray:
+        """r = W - DQ8(Q8(W)) of a weight calibration node, in float32 (what the `_split_low` op multiplies)."""
+        cal = self._get(name)
+        weight = self.weight_values(cal)
+        return (weight - cal.quant_params("int8").fake_quantize(weight)).astype(np.float32)
+
+    def compensated_weight(self, name: str) -> np.ndarray:
+        """DQ8(Q8(W)) + DQ(Q(r)) of an "ec" weight: by linearity, op(x, this) == op(x, W8) + op(x, r8)."""
+        cal = self._get(name)
+        weight = self.weight_values(cal)
+        main = cal.quant_params("int8").fake_quantize(weight)
+        return (main + self.residual_params(name).fake_quantize(self.weight_residual(name))).astype(np.float32)
+
+    def _check_ec(self, cal: CalibrationNode, qtype: str) -> None:
+        if qtype == EC and not self.ec_capable(cal):
+            ops = ", ".join(f"{self.nodes[n].op_type} input {i}" for n, i in cal.consumers) or "no consumer"
+            raise UserError(
+                f"{cal.name}: error compensation (ec) applies only to Conv/ConvTranspose/MatMul/Gemm input 1 "
+                f"and Resize/GridSample input 0, not {ops}"
+            )
+
     def _get(self, name: str) -> CalibrationNode:
         if name not in self.calibration:
             raise UserError(f"unknown calibration node '{name}'")
@@ -239,8 +312,16 @@ class CalibratedModel:
 
     # --- rendering ----------------------------------------------------------------------
     def to_onnx(self, assignment: dict[str, str] | None = None) -> onnx.ModelProto:
-        """A static QDQ model with each calibration node at its qtype (or `assignment`'s)."""
+        """A static QDQ model with each calibration node at its qtype (or `assignment`'s).
+
+        An "ec" node renders as its int8 Q/DQ plus, for each op it feeds, a copy `<op>_split_low` of the
+        op on Q/DQ(residual) (weights: a residual initializer; features: Sub(x, DQ8(Q8(x)))) and an Add
+        `<op>_split_add` of both results, which keeps the op's original output name."""
         qtypes = {**self.assignment(), **(assignment or {})}
+        for name, qtype in qtypes.items():
+            if qtype not in ASSIGNABLE:
+                raise UserError(f"{name}: unknown qtype '{qtype}'; use one of {', '.join(ASSIGNABLE)}")
+            self._check_ec(self._get(name), qtype)
         model = onnx.ModelProto()
         model.CopyFrom(self.model)
         graph = model.graph
@@ -249,16 +330,23 @@ class CalibratedModel:
             if qtypes[name] != "float32":
                 by_consumer[cal.consumers[0][0]].append(cal)
         rewired = {c: cal for cal in self.calibration.values() if qtypes[cal.name] != "float32" for c in cal.consumers}
+        compensated = {c: cal for cal in self.calibration.values() if qtypes[cal.name] == EC for c in cal.consumers}
         nodes = []
         for node in graph.node:
             for cal in by_consumer.get(node.name, []):
-                nodes.extend(_qdq_nodes(cal, cal.quant_params(qtypes[cal.name]), graph))
+                qtype = qtypes[cal.name]
+                nodes.extend(
+                    _qdq_nodes(cal.name, cal.tensor, cal.quant_params("int8" if qtype == EC else qtype), graph)
+                )
+                if qtype == EC:
+                    nodes.extend(self._residual_nodes(cal, graph))
             new = onnx.NodeProto()
             new.CopyFrom(node)
             for i in range(len(new.input)):
                 if (node.name, i) in rewired:
                     new.input[i] = f"{rewired[(node.name, i)].name}/dequantized"
-            nodes.append(new)
+            split = {i: cal for i in range(len(new.input)) if (cal := compensated.get((node.name, i))) is not None}
+            nodes.extend(_split_nodes(new, split) if split else [new])
         del graph.node[:]
         graph.node.extend(nodes)
         record = {"settings": self.settings, "nodes": {k: v.to_json() for k, v in self.calibration.items()}}
@@ -267,23 +355,52 @@ class CalibratedModel:
         _set_metadata(model, METADATA_KEY, json.dumps(record))
         return model
 
+    def _residual_nodes(self, cal: CalibrationNode, graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+        """Q/DQ of the int8 residual of an "ec" node (output `<cal>/residual/dequantized`)."""
+        prefix, nodes = f"{cal.name}/residual", []
+        source = f"{prefix}/float"
+        if cal.tensor_type == WEIGHT:
+            graph.initializer.append(numpy_helper.from_array(self.weight_residual(cal.name), source))
+        else:
+            nodes.append(
+                helper.make_node("Sub", [cal.tensor, f"{cal.name}/dequantized"], [source], name=f"{prefix}/Sub")
+            )
+        return nodes + _qdq_nodes(prefix, source, self.residual_params(cal.name), graph)
 
-def _qdq_nodes(cal: CalibrationNode, params: QuantParams, graph: onnx.GraphProto) -> list[onnx.NodeProto]:
-    scale, zero_point = f"{cal.name}/scale", f"{cal.name}/zero_point"
+
+def _split_nodes(main: onnx.NodeProto, split: dict[int, CalibrationNode]) -> list[onnx.NodeProto]:
+    """`main`, its `_split_low` copy on the residual inputs in `split`, and the Add of both outputs."""
+    output = main.output[0]
+    low = onnx.NodeProto()
+    low.CopyFrom(main)
+    low.name = main.name + SPLIT_LOW
+    for i, cal in split.items():
+        low.input[i] = f"{cal.name}/residual/dequantized"
+    if main.op_type in _BIASED and len(low.input) > 2:
+        del low.input[2:]
+    del low.output[1:]
+    low.output[0] = f"{output}/ec_low"
+    main.output[0] = f"{output}/ec_main"
+    add = helper.make_node("Add", [main.output[0], low.output[0]], [output], name=main.name + "_split_add")
+    return [main, low, add]
+
+
+def _qdq_nodes(name: str, tensor: str, params: QuantParams, graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    scale, zero_point = f"{name}/scale", f"{name}/zero_point"
     graph.initializer.extend(
         [numpy_helper.from_array(params.scale, scale), numpy_helper.from_array(params.zero_point, zero_point)]
     )
     axis = {} if params.axis is None else {"axis": params.axis}
-    quantized, dequantized = f"{cal.name}/quantized", f"{cal.name}/dequantized"
+    quantized, dequantized = f"{name}/quantized", f"{name}/dequantized"
     return [
         helper.make_node(
-            "QuantizeLinear", [cal.tensor, scale, zero_point], [quantized], name=f"{cal.name}/QuantizeLinear", **axis
+            "QuantizeLinear", [tensor, scale, zero_point], [quantized], name=f"{name}/QuantizeLinear", **axis
         ),
         helper.make_node(
             "DequantizeLinear",
             [quantized, scale, zero_point],
             [dequantized],
-            name=f"{cal.name}/DequantizeLinear",
+            name=f"{name}/DequantizeLinear",
             **axis,
         ),
     ]
@@ -295,6 +412,57 @@ def _set_metadata(model: onnx.ModelProto, key: str, value: str) -> None:
             prop.value = value
             return
     model.metadata_props.add(key=key, value=value)
+
+
+def _strip_ec(model: onnx.ModelProto) -> tuple[onnx.ModelProto, set[tuple[str, int]]]:
+    """Fold every error-compensation rewrite (`to_onnx` of an "ec" node) back into its main op.
+
+    Returns a copy of `model` without the `_split_low` ops, their Adds and residual Q/DQ (and Sub), and
+    the (op, input index) pairs that were compensated. Anything not shaped like the rewrite is kept."""
+    stripped = onnx.ModelProto()
+    stripped.CopyFrom(model)
+    graph = stripped.graph
+    nodes = {n.name: n for n in graph.node}
+    producers = {out: n for n in graph.node for out in n.output}
+    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    for node in graph.node:
+        for name in node.input:
+            consumers[name].append(node)
+    graph_outputs = {o.name for o in graph.output}
+    removed: set[int] = set()
+    compensated: set[tuple[str, int]] = set()
+    for low in graph.node:
+        main = nodes.get(low.name.removesuffix(SPLIT_LOW)) if low.name.endswith(SPLIT_LOW) else None
+        if main is None or main.op_type != low.op_type or not main.output or not low.output:
+            continue
+        outs = [main.output[0], low.output[0]]
+        add = consumers.get(low.output[0], [])
+        if (
+            len(add) != 1
+            or add[0].op_type != "Add"
+            or sorted(add[0].input) != sorted(outs)
+            or consumers.get(main.output[0], []) != add
+            or graph_outputs & set(outs)
+        ):
+            continue
+        add = add[0]
+        changed = [i for i in range(min(len(low.input), len(main.input))) if low.input[i] != main.input[i]]
+        dq = producers.get(low.input[changed[0]]) if len(changed) == 1 else None
+        q = producers.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        if q is None or q.op_type != "QuantizeLinear":
+            continue
+        chain = [low, add, dq, q]
+        sub = producers.get(q.input[0])
+        if sub is not None and sub.op_type == "Sub":
+            chain.append(sub)
+        removed.update(id(n) for n in chain)
+        main.output[0] = add.output[0]
+        compensated.add((main.name, changed[0]))
+    if removed:
+        kept = [n for n in graph.node if id(n) not in removed]
+        del graph.node[:]
+        graph.node.extend(kept)
+    return stripped, compensated
 
 
 def _strip_qdq(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, CalibrationNode]]:
@@ -324,7 +492,8 @@ def _strip_qdq(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Calib
         axis = next((a.i for a in dq.attribute if a.name == "axis"), 1) if scale.size > 1 else None
         if folded:
             stored = numpy_helper.to_array(inits[dq.input[0]])
-            params = QuantParams(scale.reshape(-1), zero_point.reshape(-1), axis)
+            if not zp_name:
+                zero_point = np.zeros_like(scale, dtype=stored.dtype)
             tensor = dq.input[0] + "_float"
             shape = [1] * stored.ndim
             if axis is not None:
@@ -332,17 +501,20 @@ def _strip_qdq(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Calib
             values = (stored.astype(np.float32) - zero_point.astype(np.float32).reshape(shape)) * scale.reshape(shape)
             new_inits.append(numpy_helper.from_array(values.astype(np.float32), tensor))
         else:
-            params = QuantParams(scale.reshape(-1), zero_point.reshape(-1), axis)
             tensor = q.input[0]
             removed.add(id(q))
+            if any(out.name == dq.output[0] for out in graph.output):  # keep the model's output name
+                _rename_tensor(graph, tensor, dq.output[0], skip=q)
+                tensor = dq.output[0]
         removed.add(id(dq))
         uses = consumers.get(dq.output[0], [])
         for node, i in uses:
             node.input[i] = tensor
-        for out in graph.output:
-            if out.name == dq.output[0]:
-                out.name = tensor
-        low, high = params.clip_range()
+        if np.dtype(zero_point.dtype) not in _QTYPE_OF_DTYPE or not uses:
+            continue  # an int32 bias, or a Q/DQ on a model output: folded to float, never a calibration node
+        params = QuantParams(scale.reshape(-1), zero_point.reshape(-1), axis)
+        zp64, scale64 = zero_point.astype(np.float64).reshape(-1), scale.astype(np.float64).reshape(-1)
+        low, high = (params.qmin - zp64) * scale64, (params.qmax - zp64) * scale64
         symmetric = bool(np.all(zero_point == 0) and np.dtype(zero_point.dtype).kind == "i")
         if symmetric:
             bits = _BITS[_QTYPE_OF_DTYPE[np.dtype(zero_point.dtype)]]
@@ -372,6 +544,17 @@ def _strip_qdq(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Calib
         graph.initializer.remove(init)
     name_nodes(graph)
     return stripped, found
+
+
+def _rename_tensor(graph: onnx.GraphProto, old: str, new: str, skip: onnx.NodeProto) -> None:
+    """Rename tensor `old` to `new` everywhere in the graph except in node `skip`."""
+    for node in graph.node:
+        if node is skip:
+            continue
+        for names in (node.input, node.output):
+            for k, name in enumerate(names):
+                if name == old:
+                    names[k] = new
 
 
 def name_nodes(graph: onnx.GraphProto) -> None:

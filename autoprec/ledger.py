@@ -63,21 +63,24 @@ class Ledger:
 
     def __init__(self, storage: str, study: str, identity: dict[str, str] | None, join: bool, exclusive: bool,
                  stale_after: float = 600.0):  # fmt: skip
+        if exclusive and storage.endswith(".journal"):
+            Path(storage + ".lock").unlink(missing_ok=True)  # left by a killed run of this very search
         self.storage = open_storage(storage)
         self.stale_after = stale_after
         exists = study in optuna.study.get_all_study_names(self.storage)
         if exists and not join:
             raise UserError(f"study '{study}' holds an earlier search; pass --resume to continue it or --force")
-        self.study = optuna.create_study(storage=self.storage, study_name=study, direction="minimize",
-                                         load_if_exists=True)  # fmt: skip
-        stored = self.study.user_attrs.get(IDENTITY_ATTR)
-        if identity is None:  # a reader: look at the study, do not claim it
-            pass
-        elif stored is None:
-            self.study.set_user_attr(IDENTITY_ATTR, identity)
-        elif stored != identity:
-            differs = next(k for k in identity if stored.get(k) != identity[k])
-            raise UserError(f"study '{study}' belongs to a search with another {differs}; use another --study/--out")
+        if exists:
+            self.study = optuna.load_study(storage=self.storage, study_name=study)
+            stored = self.study.user_attrs.get(IDENTITY_ATTR, {})
+            differs = [k for k in (identity or {}) if stored.get(k) != identity[k]]
+            if differs:
+                raise UserError(f"study '{study}' belongs to a search with another {differs[0]}; use another --study")
+        else:
+            self.study = optuna.create_study(storage=self.storage, study_name=study, direction="minimize")
+            if identity is not None:
+                self.study.set_user_attr(IDENTITY_ATTR, identity)
+        self.exclusive = exclusive
         self._study_id = self.storage.get_study_id_from_name(study)
         if exclusive:
             for trial in self._trials((TrialState.RUNNING,)):

@@ -118,7 +118,11 @@ class SearchState:
         self.candidates: list[Candidate] = []
         self._by_key: dict[str, Candidate] = {}
         self._seen: set[int] = set()
-        self.sync()
+        # A lone search replays its strategies and takes stored results as they are asked for, so a resumed
+        # run walks exactly the path of an uninterrupted one; shared workers take in everything at once.
+        self._stored = {r.key: r for r in self.ledger.records()} if ledger.exclusive else {}
+        if not ledger.exclusive:
+            self.sync()
         self.notes: dict = {}
         self.done = False
         self.sensitivity_runs = 0
@@ -149,11 +153,16 @@ class SearchState:
     # --- evaluation -----------------------------------------------------------------------
     def evaluate(self, assignments: list[dict[str, str]], strategy: str) -> list[Candidate | None]:
         """Evaluate assignments (known ones come from the ledger); None where the budget ran out."""
-        self.sync()
+        if not self.ledger.exclusive:
+            self.sync()
         keys = [assignment_key(a) for a in assignments]
         claims: dict[str, tuple[int, dict[str, str]]] = {}
         for assignment, key in zip(assignments, keys):
             if key in self._by_key or key in claims:
+                continue
+            if key in self._stored:
+                if self.remaining - len(claims) > 0:
+                    self._restore(self._stored.pop(key))
                 continue
             claim = self.ledger.claim(key, self.budget)
             if claim is None:
@@ -177,6 +186,7 @@ class SearchState:
 
     def sync(self) -> None:
         """Take in every candidate the ledger holds that this process has not seen (resume, other workers)."""
+        self._stored.clear()
         for record in self.ledger.records():
             if record.number not in self._seen:
                 self._restore(record)

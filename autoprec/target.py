@@ -34,7 +34,7 @@ class OutputTarget:
 
     def describe(self) -> str:
         op = ">=" if get_metric(self.metric).higher_is_better else "<="
-        return f"{self.aggregate} {self.metric} {op} {self.threshold:g}"
+        return f"{self.aggregate} {self.metric} {op} {self.threshold:.12g}"
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,9 @@ def _check(target: OutputTarget) -> None:
     if target.aggregate not in AGGREGATES:
         raise UserError(f"unknown aggregate '{target.aggregate}'; use mean or min")
     if target.metric == "cosine-similarity" and not 0.0 < target.threshold <= 1.0:
-        raise UserError(f"target {target.threshold:g} for {target.output} is impossible: cosine targets lie in (0, 1]")
+        raise UserError(f"target {target.threshold:.12g} for {target.output} is impossible: cosine lies in (0, 1]")
     if not get_metric(target.metric).higher_is_better and target.threshold < 0:
-        raise UserError(f"target {target.threshold:g} for {target.output} is impossible: {target.metric} is never < 0")
+        raise UserError(f"target {target.threshold:.12g} for {target.output} is impossible: {target.metric} >= 0")
 
 
 def _read_overrides(path: str) -> dict:

@@ -46,8 +46,8 @@ class OptunaSearch:
         fixed = sorted(best - set(droppable))
         distributions = {unit: CategoricalDistribution(CHOICES) for unit in space}
         space_key = assignment_key(dict.fromkeys(space + fixed, ""))
-        study = optuna.create_study(
-            storage=state.ledger.storage,
+        study = optuna.create_study(  # shared workers share the sampler; a lone search rebuilds it from the ledger
+            storage=None if state.ledger.exclusive else state.ledger.storage,
             study_name=f"{state.ledger.study.study_name}.optuna.{sampler}.{space_key}",
             sampler=SAMPLERS[sampler](len(state.candidates)),
             direction="minimize",

@@ -30,12 +30,9 @@ from autoprec.metrics import METRICS, compare
 from autoprec.units import raise_units, search_units
 
 COSINE = "cosine-similarity"
-QTYPE_OF = {np.dtype(np.int8): "int8", np.dtype(np.uint8): "int8", np.dtype(np.int16): "int16", np.dtype(np.uint16): "int16"}
-SMALL_WEIGHT_BUG = (
-    "evaluate.py Simulator.session skips initializers with < IN_MEMORY_MIN_ELEMENTS (256) elements, so small "
-    "weights (vad /output/Conv:input1 [1,128,1], layout p2o.Conv.1:input1 [16,1,3,3]) stay float in the "
-    "evaluator while to_onnx() exports them with Q/DQ"
-)
+QTYPE_OF = {
+    np.dtype(t): q for t, q in ((np.int8, "int8"), (np.uint8, "int8"), (np.int16, "int16"), (np.uint16, "int16"))
+}
 
 
 def spec_of(workdir: Path, num_samples: int | None = None) -> EvalSpec:
@@ -183,12 +180,10 @@ def test_evaluator_is_bit_exact_with_exported_qdq_magika(magika_workdir):
     assert_evaluator_is_exported_model(magika_workdir, 4)
 
 
-@pytest.mark.xfail(strict=True, reason=SMALL_WEIGHT_BUG)
 def test_evaluator_is_bit_exact_with_exported_qdq_vad(vad_workdir):
     assert_evaluator_is_exported_model(vad_workdir, 4)
 
 
-@pytest.mark.xfail(strict=True, reason=SMALL_WEIGHT_BUG)
 def test_evaluator_is_bit_exact_with_exported_qdq_layout(layout_workdir):
     assert_evaluator_is_exported_model(layout_workdir, 1)
 
@@ -243,7 +238,8 @@ def qdq_in_file(path: Path) -> dict[str, tuple[onnx.NodeProto, bool]]:
 def ort_magika(tmp_path_factory):
     """magika quantized by onnxruntime: int16 activations, int8 per-channel weights, float biases."""
     folder = tmp_path_factory.mktemp("ort-qdq")
-    common = {"QuantizeBias": False}
+    # QDQDisableWeightAdjustForInt32Bias: onnxruntime's own weight-scale adjustment crashes on per-channel scales
+    common = {"QuantizeBias": False, "QDQDisableWeightAdjustForInt32Bias": True}
     return {
         "pairs": ort_quantize("magika", folder, AddQDQPairToWeight=True, **common),
         "folded": ort_quantize("magika", folder, **common),
@@ -265,14 +261,22 @@ def test_ort_qdq_model_loads_with_its_qtypes_and_scales(ort_magika, kind):
         zero_point = inits[dq.input[2]]
         assert cal.qtype == QTYPE_OF[zero_point.dtype], name
         assert cal.folded == is_stored, name
+        # the same quantization grid (exactly: see test_ort_qdq_model_round_trips_exactly); onnxruntime
+        # may store an all-positive int16 range with zero point -32768, which autoprec renders as uint16, zp 0
         params = cal.quant_params()
-        np.testing.assert_array_equal(params.scale, inits[dq.input[1]].reshape(-1).astype(np.float32), err_msg=name)
-        np.testing.assert_array_equal(params.zero_point, zero_point.reshape(-1), err_msg=name)
-        assert params.zero_point.dtype == zero_point.dtype
+        scale = inits[dq.input[1]].reshape(-1).astype(np.float64)
+        info = np.iinfo(zero_point.dtype)
+        zp = zero_point.reshape(-1).astype(np.float64)
+        np.testing.assert_allclose(params.scale, scale, rtol=1e-6, err_msg=name)
+        low, high = params.clip_range()
+        np.testing.assert_allclose(low, (info.min - zp) * scale, rtol=1e-6, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(high, (info.max - zp) * scale, rtol=1e-6, atol=1e-12, err_msg=name)
     features = [c for c in model.calibration.values() if c.tensor_type == FEATURE]
     assert features and all(c.qtype == "int16" and not c.folded for c in features)
     matmul_weights = [
-        c for c in model.calibration.values() if c.tensor_type == WEIGHT and model.op_type(c) in {"Conv", "Gemm", "MatMul"}
+        c
+        for c in model.calibration.values()
+        if c.tensor_type == WEIGHT and model.op_type(c) in {"Conv", "Gemm", "MatMul"}
     ]
     assert len(matmul_weights) >= 3 and all(c.qtype == "int8" for c in matmul_weights)
     assert "bytes" not in {c.tensor for c in model.calibration.values()}
@@ -310,40 +314,43 @@ def test_ort_qdq_model_is_evaluable(ort_magika, kind, demo_data):
         for out in evaluator.outputs:
             assert np.isfinite(scores.values[out][COSINE]).all()
     assert own.aggregate("target_label", COSINE) > 0.99  # int16 activations, int8 weights
-    # the evaluator reproduces onnxruntime running the quantizer's own file
+    int8 = dict(zip(baseline_assignments(model, PROFILES["generic"]), baselines))["all-int8"]
+    # int8 activations (thresholds re-scaled from the file's int16 ones) err far more than the file's own int16
+    assert int8.aggregate("target_label", "mse") > 10 * own.aggregate("target_label", "mse")
+
+
+@pytest.mark.parametrize("kind", ["pairs", "folded"])
+def test_ort_qdq_model_round_trips_exactly(ort_magika, kind, demo_data):
+    path = ort_magika[kind]
+    model = CalibratedModel.load(path)
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    for name, (dq, _) in qdq_in_file(path).items():
+        scale = inits[dq.input[1]].reshape(-1).astype(np.float32)
+        np.testing.assert_array_equal(model.calibration[name].quant_params().scale, scale, err_msg=name)
     samples = load_samples(demo_data("magika"), model_inputs(model.model))
     simulated = Simulator(model).session(model.assignment())
     for sample, reference in zip(samples, run_onnx(str(path), samples)):
-        np.testing.assert_allclose(simulated.run(None, sample)[0], reference[0], rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(simulated.run(None, sample)[0], reference[0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ir.py _strip_qdq treats onnxruntime's int32 bias (DequantizeLinear on an int32 initializer) as a "
-    "folded weight and crashes with KeyError: dtype('int32') in _QTYPE_OF_DTYPE",
-)
 def test_ort_qdq_model_with_int32_bias_loads(tmp_path, demo_data):
     path = ort_quantize("magika", tmp_path, per_channel=False)  # QuantizeBias defaults to True
-    assert any(
-        init.data_type == onnx.TensorProto.INT32 for init in onnx.load(str(path)).graph.initializer
-    ), "onnxruntime stores quantized biases as int32"
+    assert any(init.data_type == onnx.TensorProto.INT32 for init in onnx.load(str(path)).graph.initializer), (
+        "onnxruntime stores quantized biases as int32"
+    )
     model = CalibratedModel.load(path)
     assert all(c.qtype in {"int8", "int16"} for c in model.calibration.values())
     scores = Evaluator(EvalSpec(str(path), str(demo_data("magika")))).evaluate(model.assignment())
     assert scores.aggregate("target_label", COSINE) > 0.99
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ir.py _strip_qdq on a Q/DQ pair feeding a graph output (vad speech_probs from quantize_static) renames "
-    "the output to 'speech_probs_QuantizeLinear_Input' and records a calibration node with no consumers; "
-    "to_onnx then raises IndexError at cal.consumers[0][0]",
-)
 def test_ort_qdq_model_with_quantized_graph_output(tmp_path, demo_data):
-    path = ort_quantize("vad", tmp_path, QuantizeBias=False)
+    path = ort_quantize("vad", tmp_path, QuantizeBias=False, QDQDisableWeightAdjustForInt32Bias=True)
     model = CalibratedModel.load(path)
     assert [o.name for o in model.model.graph.output] == ["speech_probs", "hn", "cn"]
-    assert len(model.calibration) == len(qdq_in_file(path))
+    # a pair that only feeds a model output is folded away: autoprec keeps model outputs float (HMCT does too)
+    on_outputs = {n for n, (dq, _) in qdq_in_file(path).items() if dq.output[0] in {"speech_probs", "hn", "cn"}}
+    assert on_outputs and set(model.calibration) == set(qdq_in_file(path)) - on_outputs
     scores = Evaluator(EvalSpec(str(path), str(demo_data("vad")))).evaluate(model.assignment())
     assert np.isfinite(scores.values["speech_probs"][COSINE]).all()
 
@@ -396,7 +403,10 @@ def test_save_reload_keeps_qtypes_and_thresholds(vad_workdir, tmp_path):
     in_graph = {n: q for n, q in model.assignment().items() if q != "float32"}
     assert plain.assignment() == in_graph
     for name in in_graph:
-        np.testing.assert_allclose(plain.calibration[name].threshold, model.calibration[name].threshold, rtol=1e-6)
+        want = np.atleast_1d(np.maximum(np.abs(model.calibration[name].rmin), np.abs(model.calibration[name].rmax)))
+        got = np.atleast_1d(np.maximum(np.abs(plain.calibration[name].rmin), np.abs(plain.calibration[name].rmax)))
+        used = want > 0  # an all-zero channel is stored with scale 1 (its values are 0 whatever the scale)
+        np.testing.assert_allclose(got[used], want[used], rtol=1e-6, err_msg=name)
 
 
 # --- int8 -> int16 re-scales from the thresholds ---------------------------------------------
@@ -413,8 +423,10 @@ def test_int16_weight_is_rescaled_from_thresholds(vad_workdir):
     weight = numpy_helper.to_array(model.initializers[cal.tensor]).astype(np.float32)
     int8, int16 = cal.quant_params("int8"), cal.quant_params("int16")
     magnitude = np.maximum(np.abs(cal.rmin), np.abs(cal.rmax))
-    np.testing.assert_allclose(int8.scale, magnitude / 127, rtol=1e-6)
-    np.testing.assert_allclose(int16.scale, magnitude / 32767, rtol=1e-6)
+    used = magnitude > 0  # all-zero channels get scale 1
+    assert used.sum() > 0.9 * used.size
+    np.testing.assert_allclose(int8.scale[used], magnitude[used] / 127, rtol=1e-6)
+    np.testing.assert_allclose(int16.scale[used], magnitude[used] / 32767, rtol=1e-6)
 
     fq8, fq16 = int8.fake_quantize(weight), int16.fake_quantize(weight)
     assert not np.array_equal(fq8, fq16)
@@ -475,11 +487,6 @@ def test_calibration_methods_produce_models(vad_by_method):
     assert lower >= 1, "percentile calibration clipped nothing: it behaves like max"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="calibrate.py _activation_ranges passes no num_bins/num_quantized_bins to onnxruntime's entropy "
-    "calibrator; both default to 128, so the KL search has a single candidate and kl == max on every tensor",
-)
 def test_kl_calibration_differs_from_max(vad_by_method):
     by_max, by_kl = vad_by_method["max"].calibration, vad_by_method["kl"].calibration
     features = [n for n, c in by_max.items() if c.tensor_type == FEATURE]
@@ -507,8 +514,8 @@ def test_magika_int32_input_is_never_quantized(magika_workdir):
     evaluator = Evaluator(spec_of(magika_workdir))
     baselines = baseline_assignments(evaluator.model, PROFILES["generic"])
     int8, int16 = evaluator.evaluate_many([baselines["all-int8"], baselines["all-int16"]])
-    assert int16.aggregate("target_label", COSINE) > 0.99
-    assert int8.aggregate("target_label", COSINE) < int16.aggregate("target_label", COSINE) - 0.1
+    assert int16.aggregate("target_label", COSINE) > 0.999
+    assert int8.aggregate("target_label", "mse") > 10 * int16.aggregate("target_label", "mse")
 
 
 # --- parallel evaluation ---------------------------------------------------------------------
