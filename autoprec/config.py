@@ -14,10 +14,7 @@ from collections import deque
 
 from autoprec.errors import UserError
 from autoprec.hardware import HardwareProfile
-from autoprec.ir import QTYPES, CalibratedModel
-
-EC = "ec"
-ASSIGNABLE = (*QTYPES, EC)
+from autoprec.ir import ASSIGNABLE, EC, CalibratedModel
 
 
 def to_quant_config(
@@ -99,9 +96,12 @@ def _check_qtype(qtype: str, where: str) -> None:
 
 
 def _set_node(model: CalibratedModel, profile: HardwareProfile, assignment: dict, node: str, qtype: str) -> None:
-    for cal in model.input_calibrations(node):
-        if qtype in ("int8", "float32") or profile.can_raise(model, cal):
-            assignment[cal.name] = qtype
+    allowed = profile.can_compensate if qtype == EC else profile.can_raise
+    chosen = [c for c in model.input_calibrations(node) if qtype in ("int8", "float32") or allowed(model, c)]
+    if qtype == EC and not chosen:
+        raise UserError(f"node_config.{node}: no input of this node takes error compensation under '{profile.name}'")
+    for cal in chosen:
+        assignment[cal.name] = qtype
 
 
 def _set_input(

@@ -72,7 +72,7 @@ class Ledger:
             raise UserError(f"study '{study}' holds an earlier search; pass --resume to continue it or --force")
         if exists:
             self.study = optuna.load_study(storage=self.storage, study_name=study)
-            stored = self.study.user_attrs.get(IDENTITY_ATTR, {})
+            stored = self._identity()
             differs = [k for k in (identity or {}) if stored.get(k) != identity[k]]
             if differs:
                 raise UserError(f"study '{study}' belongs to a search with another {differs[0]}; use another --study")
@@ -85,6 +85,13 @@ class Ledger:
         if exclusive:
             for trial in self._trials((TrialState.RUNNING,)):
                 self.release(trial._trial_id)
+
+    def _identity(self, wait: float = 10.0) -> dict:
+        """The study's identity; a worker that just created the study may not have written it yet."""
+        deadline = time.time() + wait
+        while IDENTITY_ATTR not in self.study.user_attrs and time.time() < deadline:
+            time.sleep(POLL_SECONDS)
+        return self.study.user_attrs.get(IDENTITY_ATTR, {})
 
     def _trials(self, states: tuple[TrialState, ...]) -> list[FrozenTrial]:
         return self.study.get_trials(deepcopy=False, states=states)

@@ -27,7 +27,16 @@ from autoprec.sensitivity import Sensitivity, load_or_measure
 from autoprec.target import Target
 from autoprec.units import Unit, raise_units, search_units
 
-DEFAULT_STRATEGIES = ("baselines", "threshold_sweep", "output_filter", "metric_switch", "optuna", "prune")
+DEFAULT_STRATEGIES = (
+    "baselines",
+    "threshold_sweep",
+    "output_filter",
+    "metric_switch",
+    "subgraph",
+    "error_compensation",
+    "optuna",
+    "prune",
+)
 
 
 def assignment_key(assignment: dict[str, str]) -> str:
@@ -217,7 +226,7 @@ class SearchState:
         self._seen.add(record.number)
         if record.key in self._by_key:
             return
-        assignment = {**self.base, **record.changes}
+        assignment = {**self.baselines["all-int8"], **record.changes}
         self._remember(self._make(assignment, Scores.from_json(record.scores), record.strategy))
 
     def _remember(self, candidate: Candidate) -> None:
