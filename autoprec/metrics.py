@@ -12,11 +12,11 @@ from autoprec.errors import UserError
 
 @dataclass(frozen=True)
 class Metric:
-    """A similarity or distance between a float output and a quantized one."""
+    """A similarity or distance between a float output and a quantized one, computed from `Stats`."""
 
     name: str
     higher_is_better: bool
-    compute: Callable[[np.ndarray, np.ndarray], float]
+    compute: Callable[[Stats], float]
 
     def better(self, a: float, b: float) -> bool:
         """True if score `a` is strictly better than `b`."""
@@ -26,32 +26,49 @@ class Metric:
         return value >= threshold if self.higher_is_better else value <= threshold
 
 
-def _cosine(ref: np.ndarray, out: np.ndarray) -> float:
-    norm = float(np.linalg.norm(ref) * np.linalg.norm(out))
+@dataclass(frozen=True)
+class Stats:
+    """The sums every metric is made of, computed in one pass over a (float, quantized) output pair."""
+
+    size: int
+    dot: float  # sum r*q
+    ref_sq: float  # sum r^2
+    out_sq: float  # sum q^2
+    err_sq: float  # sum (r-q)^2
+    err_abs: float  # sum |r-q|
+    err_max: float  # max |r-q|
+    ref_abs: float  # sum |r|
+
+    @classmethod
+    def of(cls, ref: np.ndarray, out: np.ndarray) -> Stats:
+        r = np.asarray(ref, dtype=np.float64).ravel()
+        q = np.asarray(out, dtype=np.float64).ravel()
+        err = np.abs(r - q)
+        return cls(r.size, float(r @ q), float(r @ r), float(q @ q), float(err @ err), float(err.sum()),
+                   float(err.max()) if r.size else 0.0, float(np.abs(r).sum()))  # fmt: skip
+
+
+def _cosine(s: Stats) -> float:
+    norm = np.sqrt(s.ref_sq * s.out_sq)
     if norm == 0.0:
-        return 1.0 if not np.any(ref) and not np.any(out) else 0.0
-    return float(np.dot(ref, out) / norm)
+        return 1.0 if s.ref_sq == 0.0 and s.out_sq == 0.0 else 0.0
+    return float(s.dot / norm)
 
 
-def _sqnr(ref: np.ndarray, out: np.ndarray) -> float:
-    noise = float(np.sum((ref - out) ** 2))
-    return float("inf") if noise == 0.0 else float(10.0 * np.log10(max(float(np.sum(ref**2)), 1e-30) / noise))
-
-
-def _mre(ref: np.ndarray, out: np.ndarray) -> float:
-    return float(np.mean(np.abs(ref - out)) / max(float(np.mean(np.abs(ref))), 1e-12))
+def _sqnr(s: Stats) -> float:
+    return float("inf") if s.err_sq == 0.0 else float(10.0 * np.log10(max(s.ref_sq, 1e-30) / s.err_sq))
 
 
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
         Metric("cosine-similarity", True, _cosine),
-        Metric("mse", False, lambda r, o: float(np.mean((r - o) ** 2))),
-        Metric("mre", False, _mre),
+        Metric("mse", False, lambda s: s.err_sq / max(s.size, 1)),
+        Metric("mre", False, lambda s: s.err_abs / max(s.ref_abs, 1e-12 * max(s.size, 1))),
         Metric("sqnr", True, _sqnr),
-        Metric("chebyshev", False, lambda r, o: float(np.max(np.abs(r - o))) if r.size else 0.0),
-        Metric("l1", False, lambda r, o: float(np.mean(np.abs(r - o)))),
-        Metric("l2", False, lambda r, o: float(np.linalg.norm(r - o))),
+        Metric("chebyshev", False, lambda s: s.err_max),
+        Metric("l1", False, lambda s: s.err_abs / max(s.size, 1)),
+        Metric("l2", False, lambda s: float(np.sqrt(s.err_sq))),
     )
 }
 ALIASES = {"cosine": "cosine-similarity", "cos": "cosine-similarity"}
@@ -67,6 +84,5 @@ def get_metric(name: str) -> Metric:
 
 def compare(ref: np.ndarray, out: np.ndarray) -> dict[str, float]:
     """Every metric for one output of one sample."""
-    ref64 = np.asarray(ref, dtype=np.float64).ravel()
-    out64 = np.asarray(out, dtype=np.float64).ravel()
-    return {name: metric.compute(ref64, out64) for name, metric in METRICS.items()}
+    stats = Stats.of(ref, out)
+    return {name: metric.compute(stats) for name, metric in METRICS.items()}
