@@ -123,6 +123,7 @@ class SearchState:
             "profile": profile.name,
             "target": json.dumps(target.to_json()),
         }
+        out_dir.mkdir(parents=True, exist_ok=True)
         self.ledger = Ledger(ledger.storage, ledger.study, self.identity, ledger.join, ledger.exclusive)
         self.candidates: list[Candidate] = []
         self._by_key: dict[str, Candidate] = {}
