@@ -56,6 +56,7 @@ def search(
     study: str = "autoprec",
     subgraphs: Iterable[str] = (),
     options: dict[str, str] | None = None,
+    task_metric: str | None = None,
     jobs: int = 1,
     num_samples: int | None = None,
     sensitivity_samples: int = 2,
@@ -67,11 +68,11 @@ def search(
         raise UserError(f"--budget must be at least 1 evaluation, got {budget}")
     chosen = load_strategies(strategies)
     model_path, data_path = resolve_workdir(model, data)
-    evaluator = Evaluator(EvalSpec(str(model_path), str(data_path), num_samples), jobs=jobs)
+    evaluator = Evaluator(EvalSpec(str(model_path), str(data_path), num_samples, task_metric), jobs=jobs)
     user_subgraphs = dict(parse_subgraph(spec) for spec in subgraphs)
     for subgraph in user_subgraphs.values():
         subgraph_nodes(evaluator.model, subgraph["inputs"], subgraph["outputs"])
-    goal = build_target(evaluator.outputs, target, metric, aggregate, targets_file)
+    goal = build_target(evaluator.outputs, target, metric, aggregate, targets_file, task=task_metric is not None)
     out_dir = Path(out)
     _prepare_out(out_dir, resume, force)
     if force and storage and study in optuna.study.get_all_study_names(open_storage(storage)):

@@ -108,6 +108,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             study=args.study,
             subgraphs=args.subgraph,
             options=dict(_option(o) for o in args.option),
+            task_metric=args.task_metric,
             jobs=args.jobs,
             num_samples=args.num_samples,
             sensitivity_samples=args.sensitivity_samples,
@@ -166,11 +167,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(f"{config_path}: not valid JSON ({exc})") from exc
     model_path, data_path = resolve_workdir(args.workdir, args.data)
-    evaluator = Evaluator(EvalSpec(str(model_path), str(data_path), args.num_samples), jobs=args.jobs)
+    spec = EvalSpec(str(model_path), str(data_path), args.num_samples, args.task_metric)
+    evaluator = Evaluator(spec, jobs=args.jobs)
     profile = get_profile(args.profile)
     assignment = from_quant_config(evaluator.model, config, profile)
     scores = evaluator.evaluate(assignment)
-    target = build_target(evaluator.outputs, args.target, args.metric, args.aggregate, args.targets)
+    target = build_target(evaluator.outputs, args.target, args.metric, args.aggregate, args.targets,
+                          task=args.task_metric is not None)  # fmt: skip
     outputs = {
         t.output: {"value": t.value(scores), "target": t.describe(), "gap": max(0.0, t.gap(scores))}
         for t in target.outputs
@@ -373,6 +376,9 @@ def _add_target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metric", default="cosine-similarity", help="target metric (default: cosine-similarity)")
     p.add_argument("--aggregate", default="mean", choices=["mean", "min"], help="over samples (default: mean)")
     p.add_argument("--targets", help="per-output targets, TOML or JSON: {output: {threshold, metric, aggregate}}")
+    p.add_argument("--task-metric", metavar="MODULE:FUNCTION",
+                   help="score outputs with your function f(float_outputs, quant_outputs); --target is then the "
+                   "share of the float model's score to keep")  # fmt: skip
 
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:

@@ -25,6 +25,7 @@ from onnx import TensorProto, numpy_helper
 from autoprec.data import Sample, load_samples, model_inputs
 from autoprec.ir import EC, FEATURE, CalibratedModel
 from autoprec.metrics import compare, get_metric
+from autoprec.task import TASK, load_task_metric, relative_score
 
 Assignment = dict[str, str]
 IN_MEMORY_MIN_ELEMENTS = 256  # smaller initializers (shapes, scalars) stay in the proto
@@ -111,6 +112,7 @@ class EvalSpec:
     model_path: str
     data_path: str
     num_samples: int | None = None
+    task_metric: str | None = None  # module:function; workers then also return the raw outputs
 
 
 @dataclass
@@ -158,7 +160,8 @@ class _Worker:
     def scores(self, assignment: Assignment, indices: list[int]) -> dict[str, dict[str, list[float]]]:
         refs = self.references(indices)
         result: dict[str, dict[str, list[float]]] = {o: {} for o in self.outputs}
-        for ref, out in zip(refs, self.run(assignment, indices)):
+        self.last_outputs = self.run(assignment, indices)
+        for ref, out in zip(refs, self.last_outputs):
             for name, r, q in zip(self.outputs, ref, out):
                 for metric, value in compare(r, q).items():
                     result[name].setdefault(metric, []).append(value)
@@ -174,8 +177,10 @@ def _worker(spec: EvalSpec) -> _Worker:
     return _WORKERS[spec]
 
 
-def _score_chunk(spec: EvalSpec, assignment: Assignment, indices: list[int]) -> dict:
-    return _worker(spec).scores(assignment, indices)
+def _score_chunk(spec: EvalSpec, assignment: Assignment, indices: list[int]) -> tuple[dict, list | None]:
+    worker = _worker(spec)
+    scores = worker.scores(assignment, indices)
+    return scores, (worker.last_outputs if spec.task_metric else None)
 
 
 @dataclass
@@ -198,6 +203,10 @@ class Evaluator:
             for name in sorted(sample):
                 digest.update(name.encode() + np.ascontiguousarray(sample[name]).tobytes())
         self.data_hash = digest.hexdigest()[:20]
+        self._task = load_task_metric(self.spec.task_metric) if self.spec.task_metric else None
+        self._task_base: dict[tuple[int, ...], float] = {}
+        if self._task is not None:  # check the function on the float outputs before anything is written
+            self._task_score(local.references(list(range(self.num_samples))), list(range(self.num_samples)))
 
     def sample(self, index: int) -> Sample:
         """One input sample (as fed to the model)."""
@@ -221,13 +230,22 @@ class Evaluator:
         else:
             parts = [_score_chunk(self.spec, a, chunk) for a, chunk in tasks]
         self.model_runs += len(assignments) * len(indices)
-        self.seconds += time.perf_counter() - started
         results = []
         for k in range(len(assignments)):
-            mine = parts[k * len(chunks) : (k + 1) * len(chunks)]
-            results.append(
-                Scores(
-                    {out: {m: np.concatenate([p[out][m] for p in mine]) for m in mine[0][out]} for out in self.outputs}
-                )
-            )
+            mine = [scores for scores, _ in parts[k * len(chunks) : (k + 1) * len(chunks)]]
+            values = {out: {m: np.concatenate([p[out][m] for p in mine]) for m in mine[0][out]} for out in self.outputs}
+            if self._task is not None:
+                outputs = [o for _, chunk in parts[k * len(chunks) : (k + 1) * len(chunks)] for o in chunk]
+                values[TASK] = {TASK: np.array([self._task_score(outputs, indices)])}
+            results.append(Scores(values))
+        self.seconds += time.perf_counter() - started
         return results
+
+    def _task_score(self, outputs: list[list[np.ndarray]], indices: list[int]) -> float:
+        """The task metric of these outputs relative to the float model's own task score."""
+        named = [dict(zip(self.outputs, sample)) for sample in outputs]
+        floats = [dict(zip(self.outputs, s)) for s in _worker(self.spec).references(indices)]
+        key = tuple(indices)
+        if key not in self._task_base:
+            self._task_base[key] = relative_score(self._task, floats, floats, 1.0)
+        return relative_score(self._task, floats, named, self._task_base[key])

@@ -74,9 +74,14 @@ METRICS: dict[str, Metric] = {
 ALIASES = {"cosine": "cosine-similarity", "cos": "cosine-similarity"}
 
 
+TASK_METRIC = Metric("task", True, lambda s: float("nan"))  # scored by the user's function (autoprec.task)
+
+
 def get_metric(name: str) -> Metric:
     """Look a metric up by name (or a short alias like `cosine`)."""
     key = ALIASES.get(name, name)
+    if key == TASK_METRIC.name:
+        return TASK_METRIC
     if key not in METRICS:
         raise UserError(f"unknown metric '{name}'; use one of {', '.join(METRICS)}")
     return METRICS[key]

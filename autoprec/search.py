@@ -121,7 +121,7 @@ class SearchState:
             "model": evaluator.model_hash,
             "data": evaluator.data_hash,
             "profile": profile.name,
-            "target": json.dumps(target.to_json()),
+            "target": json.dumps([target.to_json(), evaluator.spec.task_metric]),
         }
         out_dir.mkdir(parents=True, exist_ok=True)
         self.ledger = Ledger(ledger.storage, ledger.study, self.identity, ledger.join, ledger.exclusive)

@@ -11,6 +11,7 @@ import tomllib
 from autoprec.errors import UserError
 from autoprec.evaluate import Scores
 from autoprec.metrics import get_metric
+from autoprec.task import TASK
 
 AGGREGATES = ("mean", "min")
 
@@ -63,6 +64,7 @@ def build_target(
     metric: str = "cosine-similarity",
     aggregate: str = "mean",
     per_output_file: str | None = None,
+    task: bool = False,
 ) -> Target:
     """`threshold` for every output; a TOML/JSON file `{output: {threshold, metric, aggregate}}` overrides."""
     overrides = _read_overrides(per_output_file) if per_output_file else {}
@@ -71,9 +73,13 @@ def build_target(
         raise UserError(
             f"unknown output '{unknown[0]}' in {per_output_file}; the model's outputs are {', '.join(outputs)}"
         )
-    targets = []
+    targets = [OutputTarget(TASK, TASK, float(threshold))] if task else []
+    for target in targets:
+        _check(target)
     for out in outputs:
         spec = overrides.get(out, {})
+        if task and out not in overrides:
+            continue  # with a task metric, outputs get a target only from the targets file
         if not isinstance(spec, dict):
             spec = {"threshold": spec}
         target = OutputTarget(
@@ -92,6 +98,8 @@ def _check(target: OutputTarget) -> None:
         raise UserError(f"unknown aggregate '{target.aggregate}'; use mean or min")
     if target.metric == "cosine-similarity" and not 0.0 < target.threshold <= 1.0:
         raise UserError(f"target {target.threshold:.12g} for {target.output} is impossible: cosine lies in (0, 1]")
+    if target.metric == TASK and target.threshold <= 0:
+        raise UserError(f"task target {target.threshold:.12g} is impossible: it is a share of the float score, > 0")
     if not get_metric(target.metric).higher_is_better and target.threshold < 0:
         raise UserError(f"target {target.threshold:.12g} for {target.output} is impossible: {target.metric} >= 0")
 

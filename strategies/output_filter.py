@@ -18,8 +18,8 @@ class OutputFilter:
         at_start = state.evaluate_units([start], self.name)[0]
         if at_start is None or at_start.passed:
             return
-        failing = state.target.failing(at_start.scores)
-        if len(failing) == len(state.target.outputs):
+        failing = [o for o in state.target.failing(at_start.scores) if o in state.evaluator.outputs]
+        if not failing or len(failing) == len(state.evaluator.outputs):
             return
         ranking = state.sensitivity().ranking(state.notes["sweep"]["metric"], failing, state.unit_costs)
         state.sweep(ranking, start, self.name)

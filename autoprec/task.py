@@ -1,0 +1,57 @@
+"""Task metrics: a user function that scores the quantized model's outputs on the real task.
+
+`--task-metric module:function` (or `path/to/file.py:function`). The function receives the float
+outputs and the quantized outputs of every sample (lists of `{output name: array}`) and returns a
+number, higher is better (e.g. mAP, accuracy, F1 against the float model's own predictions or
+against labels it loads itself). autoprec scores a candidate as `f(float, quantized) / f(float, float)`:
+the share of the float model's task score it keeps, so `--target 0.99` means 99% of float.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from autoprec.errors import UserError
+
+TASK = "task"  # the pseudo-output and metric name task scores appear under
+Outputs = list[dict[str, np.ndarray]]
+
+
+def load_task_metric(spec: str) -> Callable[[Outputs, Outputs], float]:
+    """The function named by `module:function` or `file.py:function`."""
+    module_name, sep, function = spec.rpartition(":")
+    if not sep or not module_name or not function:
+        raise UserError(f"--task-metric '{spec}': write it as module:function or path/to/file.py:function")
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name)
+            loader_spec = importlib.util.spec_from_file_location(path.stem, path)
+            if loader_spec is None or not path.is_file():
+                raise ImportError(f"no file {path}")
+            module = importlib.util.module_from_spec(loader_spec)
+            loader_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_name)
+    except Exception as exc:  # any error while importing the user's code
+        raise UserError(f"--task-metric: cannot import '{module_name}' ({type(exc).__name__}: {exc})") from exc
+    fn = getattr(module, function, None)
+    if not callable(fn):
+        raise UserError(f"--task-metric: '{module_name}' has no function '{function}'")
+    return fn
+
+
+def relative_score(fn: Callable[[Outputs, Outputs], float], floats: Outputs, quantized: Outputs, base: float) -> float:
+    """`fn(floats, quantized) / base`, refusing non-finite scores."""
+    try:
+        value = float(fn(floats, quantized))
+    except Exception as exc:  # the user's function failed
+        raise UserError(f"--task-metric raised {type(exc).__name__}: {exc}") from exc
+    if not math.isfinite(value) or not math.isfinite(base) or base == 0.0:
+        raise UserError(f"--task-metric returned {value} (float score {base}); it must return a finite, non-zero score")
+    return value / base
