@@ -44,6 +44,7 @@ METHODS = {
     "max": CalibrationMethod.MinMax,
     "percentile": CalibrationMethod.Percentile,
     "kl": CalibrationMethod.Entropy,
+    "mse": CalibrationMethod.Percentile,  # its |x| histograms, then the MSE-optimal threshold (_mse_range)
 }
 ABSURD_RANGE = 1e6  # activations beyond this (masks of +-3.4e38...) stay float
 
@@ -126,6 +127,8 @@ def _activation_ranges(model: onnx.ModelProto, samples: list[Sample], settings: 
         path = Path(tmp) / "model.onnx"
         onnx.save(model, str(path))
         options = {"symmetric": not settings.asymmetric, "percentile": settings.percentile}
+        if settings.method == "mse":
+            options["symmetric"] = True  # histograms of |x|
         if settings.method == "kl":  # onnxruntime's defaults (128 bins) leave KL a single candidate: the max
             options |= {"num_bins": 2048, "num_quantized_bins": 128}
         calibrator = create_calibrator(
@@ -136,8 +139,27 @@ def _activation_ranges(model: onnx.ModelProto, samples: list[Sample], settings: 
             extra_options=options,
         )
         calibrator.collect_data(_Reader(samples))
+        if settings.method == "mse":
+            return {name: _mse_range(*h) for name, h in calibrator.collector.histogram_dict.items()}
         data = calibrator.compute_data()
     return {name: tuple(float(np.ravel(v)[0]) for v in data[name].range_value) for name in data}
+
+
+def _mse_range(hist: np.ndarray, edges: np.ndarray, low: float, high: float) -> tuple[float, float]:
+    """The clipping threshold T (a bin edge of the |x| histogram) that minimizes the expected int8 error:
+    rounding noise (T/127)^2/12 for values inside, squared clipping distance for values beyond."""
+    counts = hist.astype(np.float64)
+    centers = (edges[:-1].astype(np.float64) + edges[1:]) / 2
+    candidates = edges[1:].astype(np.float64)
+    # values beyond each candidate: suffix sums of n, n*c, n*c^2 over the bins past it
+    tail_n = np.cumsum(counts[::-1])[::-1]
+    tail_c = np.cumsum((counts * centers)[::-1])[::-1]
+    tail_c2 = np.cumsum((counts * centers**2)[::-1])[::-1]
+    beyond = np.append(tail_n[1:], 0.0), np.append(tail_c[1:], 0.0), np.append(tail_c2[1:], 0.0)
+    clipping = beyond[2] - 2 * candidates * beyond[1] + candidates**2 * beyond[0]
+    rounding = (counts.sum() - beyond[0]) * (candidates / 127) ** 2 / 12
+    threshold = float(candidates[np.argmin(clipping + rounding)])
+    return max(float(low), -threshold), min(float(high), threshold)
 
 
 def _calibration_nodes(

@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="float .onnx model")
     p.add_argument("--data", required=True, help="HMCT data folder (<input>/<i>.npy), .npz, or folder of .npz")
     p.add_argument("-o", "--out", default="model_output", help="output folder (default: model_output)")
-    p.add_argument("--method", default="max", help="max | percentile | kl (default: max)")
+    p.add_argument("--method", default="max", help="max | percentile | kl | mse (default: max)")
     p.add_argument("--percentile", type=float, default=99.999, help="for --method percentile")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default: per-channel)")
     p.add_argument("--asymmetric", action="store_true", help="asymmetric activations (uint8/uint16)")
@@ -383,7 +383,7 @@ def _add_target_args(p: argparse.ArgumentParser) -> None:
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("workdir", nargs="?", default=".", help="model_output folder or calibrated model (default: .)")
-    p.add_argument("--data", help="evaluation data (default: <workdir>/calibration_data)")
+    p.add_argument("--data", "--eval-data", dest="data", help="evaluation data (default: <workdir>/calibration_data)")
     p.add_argument("--num-samples", type=int, help="use only the first N samples")
     p.add_argument("--profile", default="generic", help="hardware profile: generic, hmct, or a .json file")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")

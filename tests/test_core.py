@@ -461,13 +461,13 @@ def vad_by_method(tmp_path_factory, demo_data):
         method: calibrate(
             demo.fetch_model("vad"), demo_data("vad"), folder / method, CalibrationSettings(method=method)
         )
-        for method in ("max", "percentile", "kl")
+        for method in ("max", "percentile", "kl", "mse")
     } | {"folder": folder}
 
 
 def test_calibration_methods_produce_models(vad_by_method):
     folder = vad_by_method["folder"]
-    for method in ("max", "percentile", "kl"):
+    for method in ("max", "percentile", "kl", "mse"):
         loaded = CalibratedModel.load(folder / method / "calibrated_model.onnx")
         assert loaded.settings["method"] == method
         assert json.loads((folder / method / "calibration_settings.json").read_text())["method"] == method
@@ -485,6 +485,13 @@ def test_calibration_methods_produce_models(vad_by_method):
         else:  # weights never depend on the activation method
             np.testing.assert_array_equal(by_percentile[name].rmax, cal.rmax)
     assert lower >= 1, "percentile calibration clipped nothing: it behaves like max"
+
+
+def test_mse_thresholds_clip_below_max(vad_by_method):
+    by_max, by_mse = vad_by_method["max"].calibration, vad_by_method["mse"].calibration
+    features = [n for n, c in by_max.items() if c.tensor_type == FEATURE]
+    assert all(by_mse[n].threshold <= by_max[n].threshold + 1e-6 for n in features)
+    assert sum(by_mse[n].threshold < 0.99 * by_max[n].threshold for n in features) >= len(features) // 2
 
 
 def test_kl_calibration_differs_from_max(vad_by_method):
