@@ -3,7 +3,7 @@
 Same model, data, target and budget for every row; the sensitivity pass is measured once per model and
 copied into each run's folder, so only the strategy list differs. Includes an `hmct`-profile case where
 all-int16 misses the target and only error compensation can reach it.
-Usage: python benchmarks/ablation.py [--cases vad,magika,ocr_det,layout,ocr_det_hmct] [--budget 50]
+Usage: python -m benchmarks.ablation [--cases vad,magika,ocr_det,layout,ocr_det_hmct] [--budget 50]
 """
 
 from __future__ import annotations
@@ -14,11 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from autoprec.api import search
-from autoprec.calibrate import calibrate
-from autoprec.data import save_samples
-from autoprec.demo import fetch_model, make_samples
 from autoprec.search import DEFAULT_STRATEGIES
+from benchmarks.shared import demo_workdir, search_sharing_analyses
 
 # case -> (model, samples, profile, target): targets between all-int8 and the profile's all-int16
 # (benchmarks/RESULTS.md), except ocr_det_hmct, where all-int16 under hmct misses and real-int16 meets it.
@@ -41,26 +38,17 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for case in args.cases.split(","):
         name, samples, profile, target = CASES[case]
-        data = work / case / "data"
-        save_samples(make_samples(name, samples), data)
-        workdir = work / case / "model_output"
-        calibrate(fetch_model(name), data, workdir)
-        cache = work / case / "cache"
+        workdir = demo_workdir(name, samples, work / case)
         variants = [("default", DEFAULT_STRATEGIES)] + [
             (f"without {s}", tuple(x for x in DEFAULT_STRATEGIES if x != s)) for s in DEFAULT_STRATEGIES[1:]
         ]
         for label, strategies in variants:
-            out = work / case / label.replace(" ", "_")
-            if cache.exists():
-                shutil.copytree(cache, out)
             started = time.perf_counter()
-            result = search(workdir, target=target, budget=args.budget, out=out, jobs=2, profile=profile,
-                            strategies=strategies)  # fmt: skip
+            result = search_sharing_analyses(
+                work / case / "cache", work / case / label.replace(" ", "_"), workdir,
+                target=target, budget=args.budget, profile=profile, strategies=strategies,
+            )  # fmt: skip
             seconds = time.perf_counter() - started
-            if not cache.exists():
-                cache.mkdir()
-                for path in [*out.glob("sensitivity-*.json"), *out.glob("ec-ranking*.json")]:
-                    shutil.copy(path, cache)
             winner = result.winner
             print(
                 f"| {case} | {profile} | {target} | {label} | {'yes' if result.met else 'no'} | "

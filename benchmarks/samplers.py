@@ -2,7 +2,7 @@
 
 For each model and sampler: the `baselines, threshold_sweep, optuna, prune` pipeline with the same
 budget; the sensitivity pass is shared (copied cache), so only the sampler differs.
-Usage: python benchmarks/samplers.py [--models magika,layout] [--budget 40] [--samples 4]
+Usage: python -m benchmarks.samplers [--models magika,layout] [--budget 40] [--samples 4]
 """
 
 from __future__ import annotations
@@ -12,10 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from autoprec.api import search
-from autoprec.calibrate import calibrate
-from autoprec.data import save_samples
-from autoprec.demo import fetch_model, make_samples
+from benchmarks.shared import demo_workdir, search_sharing_analyses
 
 TARGETS = {"magika": 0.999, "layout": 0.98, "vad": 0.87, "ocr_det": 0.99}
 SAMPLERS = ("tpe", "nsga2", "random")
@@ -31,23 +28,13 @@ def main() -> None:
     print("| model | target | sampler | evaluations | winner cost | entries | optuna candidates (passing) |")
     print("|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
-        save_samples(make_samples(name, args.samples), work / name / "data")
-        workdir = work / name / "model_output"
-        calibrate(fetch_model(name), work / name / "data", workdir)
-        cache = work / name / "cache"
+        workdir = demo_workdir(name, args.samples, work / name)
         for sampler in SAMPLERS:
-            out = work / name / sampler
-            if cache.exists():
-                shutil.copytree(cache, out)
-            result = search(
-                workdir, target=TARGETS[name], budget=args.budget, out=out, jobs=2,
+            result = search_sharing_analyses(
+                work / name / "cache", work / name / sampler, workdir, target=TARGETS[name], budget=args.budget,
                 strategies=["baselines", "threshold_sweep", "optuna", "prune"],
                 options={"optuna.sampler": sampler, "optuna.share": "0.6"},
             )  # fmt: skip
-            if not cache.exists():
-                cache.mkdir()
-                for path in out.glob("sensitivity-*.json"):
-                    shutil.copy(path, cache)
             mine = [c for c in result.candidates if c.strategy == "optuna"]
             best = result.best
             print(
