@@ -376,7 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sensitivity)
 
     p = sub.add_parser(
-        "demo", parents=[common], help="the whole job on a real model: data, calibrate, baselines, search"
+        "demo",
+        parents=[common],
+        help="data, calibrate, baselines and search on a real model (replaces work/NAME)",
     )
     p.add_argument("name", nargs="?", default="layout", help="layout (default), ocr_det, vad or magika")
     p.add_argument("-o", "--out", default="work", help="work folder (default: work)")
