@@ -134,6 +134,7 @@ class SearchState:
         if not ledger.exclusive:
             self.sync()
         self.notes: dict = {}
+        self._sensitivity: dict[tuple[str, str], Sensitivity] = {}
         self.done = False
         self.sensitivity_runs = 0
         self.sensitivity_seconds = 0.0
@@ -238,14 +239,17 @@ class SearchState:
 
     # --- shared analyses --------------------------------------------------------------------
     def sensitivity(self, node_type: str = "node", mode: str = "single") -> Sensitivity:
-        """The sensitivity pass (cached on disk in the output folder, so a second search reuses it)."""
-        result = load_or_measure(
-            self.evaluator, self.profile, self.out_dir, node_type, mode, self.sensitivity_indices, self.on_sensitivity
-        )
-        self.sensitivity_runs += result.model_runs
-        self.sensitivity_seconds += result.seconds
-        result.model_runs, result.seconds = 0, 0.0
-        return result
+        """The sensitivity pass: measured once, kept in memory, and cached on disk in the output folder so a
+        second search reuses it."""
+        if (node_type, mode) not in self._sensitivity:  # the cache file name holds node type and mode
+            result = load_or_measure(
+                self.evaluator, self.profile, self.out_dir, node_type, mode, self.sensitivity_indices,
+                self.on_sensitivity,
+            )  # fmt: skip
+            self.sensitivity_runs += result.model_runs
+            self.sensitivity_seconds += result.seconds
+            self._sensitivity[(node_type, mode)] = result
+        return self._sensitivity[(node_type, mode)]
 
     def sweep(self, ranking: list[str], start: Iterable[str], strategy: str) -> tuple[Candidate | None, set[str]]:
         """Smallest prefix of `ranking` that, raised on top of `start`, passes (bisection, ~log2 N evaluations).

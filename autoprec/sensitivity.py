@@ -1,9 +1,12 @@
-"""Node sensitivity (HMCT `get_sensitivity_of_nodes`), in two modes.
+"""Node sensitivity (HMCT `get_sensitivity_of_nodes`), in three modes.
 
 - `single`: quantize only the item (int8), everything else float, and measure every output.
 - `raise`: everything int8, only the item raised to int16 (what matters from an int8 base).
+- `drop`: everything int16 (real-int16), only the item back at int8: which forced-int8 tensors
+  keep all-int16 from its ceiling (the Lane story; what error compensation should fix first).
 
-Items are search units (`node_type="node"`), weight or activation calibration nodes. One pass
+Items are search units (`node_type="node"`), weight or activation calibration nodes, or the
+calibration nodes the profile forces to int8 but allows error compensation on (`compensable`). One pass
 measures every metric of every output, so rankings for any metric or output subset are free.
 """
 
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autoprec.baseline import baseline_assignments
 from autoprec.errors import UserError
 from autoprec.evaluate import Evaluator
 from autoprec.hardware import HardwareProfile
@@ -26,8 +30,8 @@ from autoprec.metrics import METRICS, get_metric
 from autoprec.model_io import save_json
 from autoprec.units import search_units
 
-NODE_TYPES = ("node", "weight", "activation")
-MODES = ("single", "raise")
+NODE_TYPES = ("node", "weight", "activation", "compensable")
+MODES = ("single", "raise", "drop")
 
 
 @dataclass
@@ -40,6 +44,7 @@ class Sensitivity:
     items: dict[str, list[str]] = field(default_factory=dict)
     model_runs: int = 0
     seconds: float = 0.0
+    _scaled: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict, repr=False, compare=False)
 
     def loss(self, item: str, metric: str, outputs: list[str] | None = None) -> float:
         """Scale-free damage of an item: per output normalized by the largest over items, max over outputs."""
@@ -54,7 +59,7 @@ class Sensitivity:
         losses = {item: self.loss(item, metric, outputs) for item in self.values}
         if costs:
             losses = {item: loss / max(costs[item], 1e-12) for item, loss in losses.items()}
-        descending = self.mode == "single"
+        descending = self.mode != "raise"  # single/drop measure damage; raise measures what is left after fixing
         return sorted(losses, key=lambda item: (-losses[item] if descending else losses[item], item))
 
     def flat(self, metric: str = "cosine-similarity", outputs: list[str] | None = None) -> bool:
@@ -65,9 +70,12 @@ class Sensitivity:
         return bool(np.mean(np.array(damage) < 1e-6) > 0.5) if damage else True
 
     def _normalized(self, metric: str, output: str) -> dict[str, float]:
-        raw = {item: _damage(metric, v[output][metric]) for item, v in self.values.items()}
-        top = max(raw.values()) or 1.0
-        return {item: value / top for item, value in raw.items()}
+        """item -> damage on `output` divided by the largest over items (computed once per metric and output)."""
+        if (metric, output) not in self._scaled:
+            raw = {item: _damage(metric, v[output][metric]) for item, v in self.values.items()}
+            top = max(raw.values()) or 1.0
+            self._scaled[(metric, output)] = {item: value / top for item, value in raw.items()}
+        return self._scaled[(metric, output)]
 
     def to_json(self) -> dict:
         return {"mode": self.mode, "node_type": self.node_type, "values": self.values, "items": self.items}
@@ -94,6 +102,8 @@ def sensitivity_items(evaluator: Evaluator, profile: HardwareProfile, node_type:
     if node_type in ("weight", "activation"):
         kind = WEIGHT if node_type == "weight" else FEATURE
         return {n: [n] for n, c in model.calibration.items() if c.tensor_type == kind}
+    if node_type == "compensable":
+        return {n: [n] for n in profile.compensable(model)}
     raise UserError(f"unknown node type '{node_type}'; use one of {', '.join(NODE_TYPES)}")
 
 
@@ -115,10 +125,12 @@ def measure(
         if unknown:
             raise UserError(f"unknown {node_type} '{unknown[0]}' in --interested-nodes")
         items = {n: items[n] for n in interested}
-    names = list(evaluator.model.calibration)
-    background, level = (
-        ({n: "float32" for n in names}, "int8") if mode == "single" else ({n: "int8" for n in names}, "int16")
-    )
+    baselines = baseline_assignments(evaluator.model, profile)
+    background, level = {
+        "single": ({n: "float32" for n in evaluator.model.calibration}, "int8"),
+        "raise": (baselines["all-int8"], "int16"),
+        "drop": (baselines["real-int16"], "int8"),  # the ceiling with one node back at int8 (Lane story)
+    }[mode]
     started, runs_before = time.perf_counter(), evaluator.model_runs
     values: dict[str, dict[str, dict[str, float]]] = {}
     batch = max(1, evaluator.jobs)

@@ -27,6 +27,6 @@ def search_sharing_analyses(cache: Path, out: Path, workdir: Path, **kwargs) -> 
     result = search(workdir, out=out, jobs=2, **kwargs)
     if not cache.exists():
         cache.mkdir()
-        for path in [*out.glob("sensitivity-*.json"), *out.glob("ec-ranking*.json")]:
+        for path in out.glob("sensitivity-*.json"):
             shutil.copy(path, cache)
     return result
