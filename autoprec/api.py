@@ -1,30 +1,32 @@
-"""The Python API: `autoprec.search(...)`, the same job as `autoprec search`."""
+"""The Python API: `autoprec.search(...)`, the same job as `autoprec search`.
+
+    import autoprec
+    result = autoprec.search("work/model_output", target=0.99, budget=50, jobs=2)
+    print(result.met, result.best.cost, result.best.changes())
+
+Keyword arguments are the fields of `SearchSettings`; or pass `settings=SearchSettings(...)`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 
-from autoprec.config import parse_subgraph, subgraph_nodes, to_quant_config
+from autoprec.engine.driver import SearchResult, load_strategies, run_search
+from autoprec.engine.ledger import Ledger, default_storage, open_storage
+from autoprec.engine.outputs import OUTPUT_FILES, write_outputs
+from autoprec.engine.settings import SearchSettings
+from autoprec.engine.state import Candidate, SearchState
+from autoprec.engine.target import build_target
 from autoprec.errors import UserError
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.hardware import get_profile
-from autoprec.ledger import default_storage, open_storage
-from autoprec.model_io import save_json
-from autoprec.search import (
-    DEFAULT_STRATEGIES,
-    Candidate,
-    LedgerSpec,
-    SearchResult,
-    SearchState,
-    load_strategies,
-    run_search,
-)
-from autoprec.target import build_target
+from autoprec.quant_config import parse_subgraph, subgraph_nodes
 
-OUTPUT_FILES = ("quant_config.json", "candidates.json", "result.json", "ledger.journal")
+__all__ = ["SearchResult", "SearchSettings", "resolve_workdir", "search"]
 
 
 def resolve_workdir(path: str | Path, data: str | Path | None = None) -> tuple[Path, Path]:
@@ -40,53 +42,55 @@ def resolve_workdir(path: str | Path, data: str | Path | None = None) -> tuple[P
 
 
 def search(
-    model: str | Path = ".",
-    data: str | Path | None = None,
-    target: float = 0.99,
-    budget: int = 50,
-    metric: str = "cosine-similarity",
-    aggregate: str = "mean",
-    targets_file: str | None = None,
-    profile: str = "generic",
-    strategies: Iterable[str] = DEFAULT_STRATEGIES,
-    out: str | Path = "autoprec_out",
-    resume: bool = False,
-    force: bool = False,
-    storage: str | None = None,
-    study: str = "autoprec",
-    subgraphs: Iterable[str] = (),
-    options: dict[str, str] | None = None,
-    task_metric: str | None = None,
-    jobs: int = 1,
-    num_samples: int | None = None,
-    sensitivity_samples: int = 2,
+    model: str | Path | None = None,
+    *,
+    settings: SearchSettings | None = None,
     on_evaluated: Callable[[Candidate], None] | None = None,
     on_sensitivity: Callable[[int, int], None] | None = None,
+    **fields,
 ) -> SearchResult:
-    """Search the smallest config that meets `target` on every output; writes the results into `out`."""
-    if budget < 1:
-        raise UserError(f"--budget must be at least 1 evaluation, got {budget}")
-    chosen = load_strategies(strategies)
-    model_path, data_path = resolve_workdir(model, data)
-    evaluator = Evaluator(EvalSpec(str(model_path), str(data_path), num_samples, task_metric), jobs=jobs)
-    user_subgraphs = dict(parse_subgraph(spec) for spec in subgraphs)
+    """Search the smallest config that meets the target on every output; writes the results into `out`.
+
+    `fields` are `SearchSettings` fields (target=, budget=, jobs=, ...), applied over `settings`."""
+    settings = dataclasses.replace(settings or SearchSettings(), **fields)
+    if model is not None:
+        settings.model = model
+    if settings.budget < 1:
+        raise UserError(f"--budget must be at least 1 evaluation, got {settings.budget}")
+    strategies = load_strategies(settings.strategies, settings.options)
+    model_path, data_path = resolve_workdir(settings.model, settings.data)
+    evaluator = Evaluator(
+        EvalSpec(str(model_path), str(data_path), settings.num_samples, settings.task_metric), jobs=settings.jobs
+    )
+    user_subgraphs = dict(parse_subgraph(spec) for spec in settings.subgraphs)
     for subgraph in user_subgraphs.values():
         subgraph_nodes(evaluator.model, subgraph["inputs"], subgraph["outputs"])
-    goal = build_target(evaluator.outputs, target, metric, aggregate, targets_file, task=task_metric is not None)
-    out_dir = Path(out)
-    _prepare_out(out_dir, resume, force)
-    if force and storage and study in optuna.study.get_all_study_names(open_storage(storage)):
-        optuna.delete_study(study_name=study, storage=storage)
-    ledger = LedgerSpec(storage or default_storage(out_dir), study, join=resume or storage is not None,
-                        exclusive=storage is None)  # fmt: skip
-    state = SearchState(
-        evaluator, goal, get_profile(profile), budget, out_dir, ledger, sensitivity_samples, on_evaluated,
-        on_sensitivity, options,
+    goal = build_target(
+        evaluator.outputs, settings.target, settings.metric, settings.aggregate, settings.targets_file,
+        task=settings.task_metric is not None,
     )  # fmt: skip
-    if user_subgraphs:
-        state.notes["user_subgraphs"] = user_subgraphs
-    result = run_search(state, chosen)
-    write_result(result, out_dir)
+    profile = get_profile(settings.profile)
+    out_dir = Path(settings.out)
+    _prepare_out(out_dir, settings.resume, settings.force)
+    storage, study = settings.storage, settings.study
+    if settings.force and storage and study in optuna.study.get_all_study_names(open_storage(storage)):
+        optuna.delete_study(study_name=study, storage=storage)
+    identity = {
+        "model": evaluator.model_hash,
+        "data": evaluator.data_hash,
+        "profile": profile.name,
+        "target": goal.identity(settings.task_metric),
+    }
+    ledger = Ledger(
+        storage or default_storage(out_dir), study, identity, join=settings.resume or storage is not None,
+        exclusive=storage is None,
+    )  # fmt: skip
+    state = SearchState(
+        evaluator, goal, profile, ledger, settings.budget, out_dir, settings.sensitivity_samples, settings.options,
+        user_subgraphs, on_evaluated, on_sensitivity,
+    )  # fmt: skip
+    result = run_search(state, strategies)
+    write_outputs(result, out_dir)
     return result
 
 
@@ -99,60 +103,3 @@ def _prepare_out(out_dir: Path, resume: bool, force: bool) -> None:
     elif not resume and any((out_dir / name).exists() for name in OUTPUT_FILES):
         raise UserError(f"{out_dir} holds an earlier search; pass --resume to continue it or --force to replace it")
     out_dir.mkdir(parents=True, exist_ok=True)
-
-
-def candidate_summary(result: SearchResult, candidate: Candidate) -> dict:
-    """A JSON-ready description of one candidate."""
-    state = result.state
-    return {
-        "index": candidate.index,
-        "strategy": candidate.strategy,
-        "passed": candidate.passed,
-        "cost": round(candidate.cost, 6),
-        "entries": len(candidate.changes()),
-        "units": state.raised_units(candidate),
-        "shortfall": candidate.shortfall,
-        "outputs": {
-            t.output: {
-                "value": t.value(candidate.scores),
-                "target": t.describe(),
-                "gap": max(0.0, t.gap(candidate.scores)),
-            }
-            for t in state.target.outputs
-        },
-        "changes": candidate.changes(),
-    }
-
-
-def write_result(result: SearchResult, out_dir: Path) -> None:
-    """quant_config.json (the winner), candidates.json (all, ranked) and result.json (status, numbers)."""
-    state = result.state
-    winner = result.winner
-    if winner is not None:
-        raised = set(state.raised_units(winner))
-        whole = {
-            name: {k: v for k, v in spec.items() if k != "units"}
-            for name, spec in state.notes.get("subgraphs", {}).items()
-            if set(spec["units"]) <= raised
-        }
-        config = to_quant_config(state.model, winner.assignment, state.profile, whole or None)
-        save_json(config, out_dir / "quant_config.json")
-    save_json([candidate_summary(result, c) for c in result.candidates], out_dir / "candidates.json")
-    save_json(
-        {
-            "meets_target": result.met,
-            "winner": candidate_summary(result, winner) if winner else None,
-            "one_minimal": state.notes.get("one_minimal", False) if result.met else False,
-            "evaluations": state.used,
-            "budget": state.budget,
-            "sensitivity_model_runs": state.sensitivity_runs,
-            "sensitivity_seconds": round(state.sensitivity_seconds, 2),
-            "evaluation_model_runs": state.evaluator.model_runs - state.sensitivity_runs,
-            "seconds": round(result.seconds, 2),
-            "strategies": result.strategies,
-            "profile": state.profile.name,
-            "target": state.target.to_json(),
-            "all_int16_fails": state.notes.get("ceiling_fails", []),
-        },
-        out_dir / "result.json",
-    )

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from autoprec.search import DEFAULT_STRATEGIES
+from autoprec.engine.settings import DEFAULT_STRATEGIES
 from benchmarks.shared import demo_workdir, search_sharing_analyses
 
 # case -> (model, samples, profile, target): targets between all-int8 and the profile's all-int16

@@ -90,7 +90,7 @@ def children_peak_rss_mb() -> float:
 
 def random_assignments(state_units, base: dict[str, str], count: int, fraction: float, seed: int):
     """`count` distinct assignments raising a random `fraction` of the units each."""
-    from autoprec.units import raise_units
+    from autoprec.engine.units import raise_units
 
     rng = np.random.default_rng(seed)
     out, seen = [], set()
@@ -185,13 +185,12 @@ def part_calibrate(name: str, work: Path, model: Path, samples: int) -> dict:
 def part_speed(name: str, work: Path, samples: int, repeats: int) -> dict:
     import onnxruntime as ort
 
-    from autoprec import evaluate
-    from autoprec.baseline import baseline_assignments
     from autoprec.demo import fetch_model
+    from autoprec.engine.baselines import baseline_assignments
+    from autoprec.engine.units import search_units
     from autoprec.evaluate import Evaluator, session_options
+    from autoprec.evaluate.metrics import compare
     from autoprec.hardware import get_profile
-    from autoprec.metrics import compare
-    from autoprec.units import search_units
 
     spec = eval_spec(work, samples)
     ev1 = Evaluator(spec, jobs=1)
@@ -216,9 +215,9 @@ def part_speed(name: str, work: Path, samples: int, repeats: int) -> dict:
     ev1.evaluate(base["all-int8"])
     ev1.evaluate(base["all-int16"])
     mixes = random_assignments(units, base["all-int8"], 2 * repeats + 1, 0.5, seed=1)
-    simulator = evaluate._worker(spec).simulator
+    simulator = ev1.simulator
     outputs = ev1.outputs
-    references = evaluate._worker(spec).references(list(range(len(feeds))))
+    references = ev1.references(list(range(len(feeds))))
     builds, runs, metrics, totals = [], [], [], []
     for r in range(repeats):
         started = time.perf_counter()
@@ -300,7 +299,7 @@ def _one_thread():
 
 
 def part_baselines(name: str, work: Path, samples: int) -> dict:
-    from autoprec.baseline import baseline_assignments
+    from autoprec.engine.baselines import baseline_assignments
     from autoprec.evaluate import Evaluator
     from autoprec.hardware import get_profile
 
@@ -450,23 +449,11 @@ def part_search(name: str, work: Path, search_samples: int, target: float, why: 
 
 
 def export_scores(state, assignment: dict[str, str]) -> dict:
-    """Mean cosine per output of `assignment` run as its exported static QDQ model (the evaluator's
-    session options and float references), and whether it meets the search's target there."""
-    import onnxruntime as ort
+    """Mean cosine per output of `assignment` run as its exported static QDQ model, and whether it meets
+    the search's target there."""
+    from autoprec.evaluate.exported import score_exported
 
-    from autoprec import evaluate
-    from autoprec.evaluate import Scores, session_options
-    from autoprec.metrics import compare
-
-    worker = evaluate._worker(state.evaluator.spec)
-    indices = list(range(state.evaluator.num_samples))
-    proto = state.model.to_onnx(assignment).SerializeToString()
-    session = ort.InferenceSession(proto, session_options(1), providers=["CPUExecutionProvider"])
-    values: dict[str, dict[str, list[float]]] = {o: {COSINE: []} for o in state.evaluator.outputs}
-    for i, ref in zip(indices, worker.references(indices)):
-        for o, r, q in zip(state.evaluator.outputs, ref, session.run(state.evaluator.outputs, worker.samples[i])):
-            values[o][COSINE].append(compare(r, q)[COSINE])
-    scores = Scores({o: {m: np.asarray(v) for m, v in d.items()} for o, d in values.items()})
+    scores = score_exported(state.evaluator, assignment)
     means = {t.output: t.value(scores) for t in state.target.outputs}
     return {"mean_cosine": means, "passes": state.target.passes(scores), "worst": min(means.values())}
 

@@ -10,7 +10,7 @@ from autoprec.api import search
 from autoprec.calibrate import calibrate
 from autoprec.data import save_samples
 from autoprec.demo import fetch_model, make_samples
-from autoprec.search import SearchResult
+from autoprec.engine.driver import SearchResult
 
 
 def demo_workdir(name: str, samples: int, folder: Path) -> Path:

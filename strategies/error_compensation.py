@@ -1,50 +1,57 @@
-"""When all-int16 fails because the chip keeps some tensors int8, compensate the ones that hurt (the Lane story).
+"""Error compensation (the Lane story): when all-int16 fails because the chip keeps some tensors int8,
+compensate the ones that hurt.
 
 1. Rank the forced-int8 compensable calibration nodes by the damage each does alone: real-int16 with only
    that node back at int8, on the sensitivity samples (sensitivity mode `drop`: cached, not candidates).
 2. Bisect the fewest top-ranked nodes whose "ec" (int8 + int8 residual) on top of all-int16 meets the target.
-3. Make all-int8 + those ec's the search base and sweep the normal units on top of it again; later
-   strategies (output_filter, metric_switch, prune) keep working on that base.
+3. Make all-int8 + those ec's the search base (`set_base`) and sweep the normal units on top of it again;
+   later strategies (output_filter, metric_switch, prune) keep working on that base.
+
+Reads: `results.ceiling_fails`. Publishes: `results.compensation` and `results.sweep` (the sweep on the ec base).
+
+    autoprec search --profile hmct --strategies baselines,threshold_sweep,error_compensation,prune
 """
 
 from __future__ import annotations
 
 from autoprec.ir import EC
-from autoprec.search import SearchState
+from autoprec.strategy import CompensationResult, SearchView, Strategy, SweepResult, bisect
 
 
-class ErrorCompensation:
+class ErrorCompensation(Strategy):
+    """ec on the fewest forced-int8 nodes that lift all-int16 to the target, then sweep on that base."""
+
     name = "error_compensation"
     metric = "cosine-similarity"  # of the sweep on the ec base, as threshold_sweep
 
-    def applies(self, state: SearchState) -> bool:
-        failing = "ceiling_fails" in state.notes or state.best is None
-        return failing and state.remaining > 0 and bool(state.profile.compensable(state.model))
+    def applies(self, search: SearchView) -> bool:
+        failing = search.results.ceiling_fails is not None or search.best is None
+        return failing and bool(search.profile.compensable(search.model))
 
-    def run(self, state: SearchState) -> None:
-        ranking = self.ranking(state)
-        ceiling = state.baselines["all-int16"]
+    def run(self, search: SearchView) -> None:
+        ranking = self.ranking(search)
+        ceiling = search.baselines["all-int16"]
 
         def with_ec(count: int, base: dict[str, str]) -> dict[str, str]:
             return {**base, **{n: EC for n in ranking[:count]}}
 
-        full = state.evaluate([with_ec(len(ranking), ceiling)], self.name)[0]
-        state.notes["ec"] = {"ranking": ranking, "passing": full if full is not None and full.passed else None}
-        if full is None or not full.passed:
+        full = search.evaluate([with_ec(len(ranking), ceiling)])[0]
+        passing = full if full is not None and full.passed else None
+        search.results.compensation = CompensationResult(ranking, None, passing)
+        if passing is None:
             return
-        low, high = 0, len(ranking)
-        while high - low > 1 and state.remaining > 0:
-            mid = (low + high) // 2
-            candidate = state.evaluate([with_ec(mid, ceiling)], self.name)[0]
-            if candidate is None:
-                break
-            low, high = (low, mid) if candidate.passed else (mid, high)
-        state.notes["ec"]["nodes"] = ranking[:high]
-        state.base = with_ec(high, state.baselines["all-int8"])
-        best, largest_failing = state.sweep(state.sensitivity().ranking(self.metric), (), self.name)
-        state.notes["sweep"] = {"metric": self.metric, "passing": best, "largest_failing": largest_failing}
 
-    def ranking(self, state: SearchState) -> list[str]:
+        def passes(count: int) -> bool | None:
+            candidate = search.evaluate([with_ec(count, ceiling)])[0] if search.remaining > 0 else None
+            return None if candidate is None else candidate.passed
+
+        _, fewest = bisect(0, len(ranking), passes)
+        search.results.compensation.nodes = ranking[:fewest]
+        search.set_base(with_ec(fewest, search.baselines["all-int8"]))
+        best, largest_failing = search.sweep(search.sensitivity().ranking(self.metric))
+        search.results.sweep = SweepResult(self.metric, best, frozenset(largest_failing))
+
+    def ranking(self, search: SearchView) -> list[str]:
         """Compensable nodes, most damaging first on the outputs all-int16 fails (a cached analysis pass)."""
-        outputs = [o for o in state.notes.get("ceiling_fails", []) if o in state.evaluator.outputs] or None
-        return state.sensitivity("compensable", "drop").ranking(self.metric, outputs)
+        outputs = [o for o in (search.results.ceiling_fails or []) if o in search.outputs] or None
+        return search.sensitivity("compensable", "drop").ranking(self.metric, outputs)

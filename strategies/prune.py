@@ -1,43 +1,46 @@
 """From the cheapest passing candidate, drop raised units while every target still holds: first the
 largest droppable prefix of the units ordered by least damage per cost (a bisection, ~log2 N
-evaluations), then one unit at a time until no single one can be dropped (1-minimal)."""
+evaluations), then one unit at a time until no single one can be dropped (1-minimal).
+
+Reads: `search.best`. Publishes: `results.one_minimal` (every single drop was evaluated and fails).
+"""
 
 from __future__ import annotations
 
-from autoprec.search import SearchState
+from autoprec.strategy import SearchView, Strategy, bisect
 
 
-class Prune:
+class Prune(Strategy):
+    """Make the best passing set 1-minimal."""
+
     name = "prune"
 
-    def applies(self, state: SearchState) -> bool:
-        return state.best is not None and state.remaining > 0
+    def applies(self, search: SearchView) -> bool:
+        return search.best is not None
 
-    def run(self, state: SearchState) -> None:
-        raised = set(state.raised_units(state.best))
-        ranking = state.sensitivity().ranking(costs=state.unit_costs)
+    def run(self, search: SearchView) -> None:
+        raised = set(search.raised_units(search.best))
+        ranking = search.sensitivity().ranking(costs=search.unit_costs)
         order = [u for u in reversed(ranking) if u in raised]
-        low, high = 0, len(order)  # dropping order[:low] passes; dropping order[:high] is not known to
-        while high - low > 1 and state.remaining > 0:
-            mid = (low + high) // 2
-            if self._passes(state, order[mid:]):
-                low = mid
-            else:
-                high = mid
+
+        def keeping_fails(k: int) -> bool | None:  # dropping order[:k] fails?
+            return None if search.remaining <= 0 else not self._passes(search, order[k:])
+
+        low, _ = bisect(0, len(order), keeping_fails)  # dropping order[:low] passes
         kept = order[low:]
         changed = True
-        while changed and state.remaining > 0:
+        while changed and search.remaining > 0:
             changed = False
             for unit in list(kept):
-                if state.remaining > 0 and self._passes(state, [u for u in kept if u != unit]):
+                if search.remaining > 0 and self._passes(search, [u for u in kept if u != unit]):
                     kept.remove(unit)
                     changed = True
-        state.notes["one_minimal"] = all(self._known_to_fail(state, [u for u in kept if u != unit]) for unit in kept)
+        search.results.one_minimal = all(self._known_to_fail(search, [u for u in kept if u != unit]) for unit in kept)
 
-    def _passes(self, state: SearchState, units: list[str]) -> bool:
-        candidate = state.evaluate_units([units], self.name)[0]
+    def _passes(self, search: SearchView, units: list[str]) -> bool:
+        candidate = search.evaluate_units([units])[0]
         return candidate is not None and candidate.passed
 
-    def _known_to_fail(self, state: SearchState, units: list[str]) -> bool:
-        candidate = state.known(state.raise_units(units))
+    def _known_to_fail(self, search: SearchView, units: list[str]) -> bool:
+        candidate = search.known(search.raise_units(units))
         return candidate is not None and not candidate.passed

@@ -1,23 +1,31 @@
 """Rank units by sensitivity (only-this-node-quantized) and raise the smallest prefix that meets every
-target: a bisection over the prefix length, ~log2(N) evaluations instead of a hand ladder. Two rankings:
-damage per unit of cost (cheap fixes first: the objective is cost) and plain damage (HMCT's ranking)."""
+target: a bisection over the prefix length, ~log2(N) evaluations instead of a hand ladder.
+
+Two rankings are swept: damage per unit of cost (cheap fixes first: the objective is cost) and plain
+damage (HMCT's ranking). Reads: `results.ceiling_fails` (does not apply when all-int16 fails).
+Publishes: `results.sweep` (the cheaper of the two sweeps: its passing candidate and largest failing set).
+
+    autoprec search --strategies baselines,threshold_sweep
+"""
 
 from __future__ import annotations
 
-from autoprec.search import SearchState
+from autoprec.strategy import SearchView, Strategy, SweepResult
 
 
-class ThresholdSweep:
+class ThresholdSweep(Strategy):
+    """Bisect "raise the k most sensitive units" for the smallest passing k."""
+
     name = "threshold_sweep"
     metric = "cosine-similarity"
 
-    def applies(self, state: SearchState) -> bool:
-        return "ceiling_fails" not in state.notes and bool(state.units)
+    def applies(self, search: SearchView) -> bool:
+        return search.results.ceiling_fails is None and bool(search.units)
 
-    def run(self, state: SearchState) -> None:
-        sensitivity = state.sensitivity()
+    def run(self, search: SearchView) -> None:
+        sensitivity = search.sensitivity()
         sweeps = []
-        for costs in (state.unit_costs, None):
-            best, largest_failing = state.sweep(sensitivity.ranking(self.metric, costs=costs), (), self.name)
-            sweeps.append({"metric": self.metric, "passing": best, "largest_failing": largest_failing})
-        state.notes["sweep"] = min(sweeps, key=lambda s: s["passing"].cost if s["passing"] else float("inf"))
+        for costs in (search.unit_costs, None):
+            best, largest_failing = search.sweep(sensitivity.ranking(self.metric, costs=costs))
+            sweeps.append(SweepResult(self.metric, best, frozenset(largest_failing)))
+        search.results.sweep = min(sweeps, key=lambda s: s.passing.cost if s.passing else float("inf"))

@@ -20,14 +20,15 @@ from onnx import numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
 from autoprec import demo
-from autoprec.baseline import baseline_assignments
 from autoprec.calibrate import CalibrationSettings, calibrate, prepare_float_model
 from autoprec.data import load_samples, model_inputs
+from autoprec.engine.baselines import baseline_assignments
+from autoprec.engine.units import raise_units, search_units
 from autoprec.evaluate import EvalSpec, Evaluator, Simulator
+from autoprec.evaluate.metrics import METRICS, compare
 from autoprec.hardware import PROFILES, get_profile
 from autoprec.ir import FEATURE, WEIGHT, CalibratedModel
-from autoprec.metrics import METRICS, compare
-from autoprec.units import raise_units, search_units
+from autoprec.ir.qdq_import import from_proto
 
 COSINE = "cosine-similarity"
 QTYPE_OF = {
@@ -399,7 +400,7 @@ def test_save_reload_keeps_qtypes_and_thresholds(vad_workdir, tmp_path):
 
     # a QDQ file without autoprec's metadata still yields the qtypes and (symmetric) thresholds
     del saved.metadata_props[:]
-    plain = CalibratedModel.from_proto(saved)
+    plain = from_proto(saved)
     in_graph = {n: q for n, q in model.assignment().items() if q != "float32"}
     assert plain.assignment() == in_graph
     for name in in_graph:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from autoprec.api import search
-from autoprec.ledger import Ledger
+from autoprec.engine.ledger import Ledger
 from tests.conftest import cli_env
 
 TARGET = "0.999"  # magika: all-int8 ~0.0 cosine, all-int16 1.0 (measured in the baselines)

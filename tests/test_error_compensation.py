@@ -16,15 +16,17 @@ import pytest
 
 from autoprec import demo
 from autoprec.api import search
-from autoprec.baseline import baseline_assignments
 from autoprec.calibrate import CalibrationSettings, calibrate
-from autoprec.config import from_quant_config
 from autoprec.data import load_samples, model_inputs, save_samples
+from autoprec.engine.baselines import baseline_assignments
 from autoprec.errors import UserError
 from autoprec.evaluate import EvalSpec, Evaluator, Simulator, session_options
+from autoprec.evaluate.metrics import compare
 from autoprec.hardware import get_profile
 from autoprec.ir import EC, SPLIT_LOW, WEIGHT, CalibratedModel
-from autoprec.metrics import compare
+from autoprec.ir.ec import residual_params
+from autoprec.ir.qdq_import import from_proto
+from autoprec.quant_config import from_quant_config
 
 COSINE = "cosine-similarity"
 HMCT = get_profile("hmct")
@@ -94,7 +96,7 @@ def test_ec_rewrite_runs_in_onnxruntime(request, name, ops):
         residual_dq = producers[low.input[index]]
         residual_q = producers[residual_dq.input[0]]
         assert (residual_dq.op_type, residual_q.op_type) == ("DequantizeLinear", "QuantizeLinear")
-        int8, residual = cal.quant_params("int8"), model.residual_params(cal_name)
+        int8, residual = cal.quant_params("int8"), residual_params(model, cal_name)
         assert np.all(residual.scale <= int8.scale / 2 / 127 * (1 + 1e-4))  # |r| <= s8/2: ~127x finer than int8
         if cal.tensor_type == WEIGHT:
             assert residual_q.input[0] in {i.name for i in graph.initializer}
@@ -196,7 +198,7 @@ def test_ec_round_trips_through_save_and_load(layout_workdir, tmp_path):
     assert [n.name for n in reloaded.model.graph.node] == [n.name for n in model.model.graph.node]
     np.testing.assert_array_equal(run(reloaded.to_onnx(), samples, outputs)[0][0], run(saved, samples, outputs)[0][0])
     del saved.metadata_props[:]  # without autoprec's record the rewrite is still recognized
-    assert CalibratedModel.from_proto(saved).assignment() == model.assignment()
+    assert from_proto(saved).assignment() == model.assignment()
 
     add_input = next(n for n, c in model.calibration.items() if model.op_type(c) == "Add")
     with pytest.raises(UserError, match="error compensation"):
@@ -222,7 +224,7 @@ def test_error_compensation_strategy_reaches_a_target_all_int16_misses(ocr_det_w
     values = {"all-int16": int16.scores.aggregate(output, COSINE), "real-int16": real.aggregate(output, COSINE)}
     print(f"ocr_det {output}: {values}, target {target}")
     assert values["all-int16"] < target < values["real-int16"], values
-    assert state.notes["ceiling_fails"] == [output]
+    assert state.results.ceiling_fails == [output]
 
     assert result.met
     best = result.best

@@ -33,15 +33,15 @@ import pytest
 from optuna.trial import TrialState
 
 from autoprec import api, demo
-from autoprec.baseline import baseline_assignments
 from autoprec.calibrate import CalibrationSettings, calibrate
-from autoprec.config import from_quant_config
+from autoprec.engine.baselines import baseline_assignments
+from autoprec.engine.ledger import default_storage, open_storage
+from autoprec.engine.state import assignment_key
+from autoprec.engine.target import build_target
+from autoprec.engine.units import raise_units, search_units
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.hardware import get_profile
-from autoprec.ledger import default_storage, open_storage
-from autoprec.search import assignment_key
-from autoprec.target import build_target
-from autoprec.units import raise_units, search_units
+from autoprec.quant_config import from_quant_config
 
 TARGETS = {"vad": 0.87, "magika": 0.999}
 BUDGET = 50
@@ -230,7 +230,7 @@ def test_winner_is_one_minimal(name, request, api_search):
     state = result.state
     assert result.met
     assert read_json(out / "result.json")["one_minimal"] is True
-    assert state.notes["one_minimal"] is True
+    assert state.results.one_minimal is True
 
     # independent of the search: a fresh evaluator, the units and target rebuilt from the public helpers
     model_dir = workdir(request, name)

@@ -23,14 +23,17 @@ import pytest
 from autoprec.strategies.subgraph import Subgraph
 
 from autoprec import api
-from autoprec.config import from_quant_config, subgraph_nodes, to_quant_config
+from autoprec.engine.driver import run_search
+from autoprec.engine.ledger import Ledger, default_storage
+from autoprec.engine.outputs import write_outputs
+from autoprec.engine.regions import discover, fork_join_blocks
+from autoprec.engine.state import SearchState
+from autoprec.engine.target import OutputTarget, Target, build_target
 from autoprec.errors import UserError
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.hardware import get_profile
-from autoprec.ledger import default_storage
-from autoprec.regions import discover, fork_join_blocks
-from autoprec.search import LedgerSpec, SearchState, run_search
-from autoprec.target import OutputTarget, Target, build_target
+from autoprec.quant_config import from_quant_config, subgraph_nodes, to_quant_config
+from autoprec.strategy import SearchView
 
 COSINE = "cosine-similarity"
 NUM_SAMPLES = 2  # evaluated per candidate
@@ -50,10 +53,13 @@ def evaluator(layout_workdir) -> Evaluator:
 
 def new_state(evaluator: Evaluator, out: Path, budget: int, target: float = 0.99) -> SearchState:
     out.mkdir(parents=True, exist_ok=True)
-    return SearchState(
-        evaluator, build_target(evaluator.outputs, target), get_profile("generic"), budget, out,
-        LedgerSpec(default_storage(out)), SENSITIVITY_SAMPLES,
-    )  # fmt: skip
+    return make_state(evaluator, build_target(evaluator.outputs, target), budget, out)
+
+
+def make_state(evaluator: Evaluator, target: Target, budget: int, out: Path) -> SearchState:
+    out.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(default_storage(out), "autoprec", None, join=False, exclusive=True)
+    return SearchState(evaluator, target, get_profile("generic"), ledger, budget, out, SENSITIVITY_SAMPLES)
 
 
 @pytest.fixture(scope="module")
@@ -165,10 +171,11 @@ def test_promotes_and_shrinks_the_head_of_a_local_failure(evaluator, sensitivity
     assert int16.passed and not int8.passed
     assert set(base.failing) == level, cosines(base, outputs)  # the failure is local to the tower
     strategy = Subgraph()
-    assert strategy.applies(state)
-    strategy.run(state)
+    view = SearchView(state, strategy)
+    assert strategy.applies(view)
+    strategy.run(view)
 
-    notes = state.notes["subgraph_search"]
+    notes = state.results.subgraph_search
     assert notes["base"] == base.index and notes["passed"]
     promoted = notes["promoted"]
     assert promoted and promoted[0].startswith(f"head_{first}")
@@ -189,7 +196,7 @@ def test_promotes_and_shrinks_the_head_of_a_local_failure(evaluator, sensitivity
         f"{len(lifted)}/{len(kept_int8)} tower units kept after shrinking, best cost {best.cost:.3f} "
         f"(all-int16 {int16.cost:.3f}); {len(scored)} scored, {state.used} evaluations"
     )
-    recorded = state.notes.get("subgraphs", {})
+    recorded = state.results.subgraphs
     if lifted == set(kept_int8):  # stayed whole: recorded for subgraph_config, and the config round-trips
         assert len(recorded) == 1
         spec = {k: v for k, v in next(iter(recorded.values())).items() if k != "units"}
@@ -209,26 +216,24 @@ def test_a_head_that_cannot_shrink_is_emitted_as_subgraph_config(evaluator, sens
     everything = [u.name for u in probe.units]
     at16 = cosines(probe.evaluate_units([everything], "probe")[0], evaluator.outputs)
     target = Target(tuple(OutputTarget(o, COSINE, value - 1e-9) for o, value in at16.items()))
-    state = SearchState(
-        evaluator, target, get_profile("generic"), 30, out, LedgerSpec(default_storage(out)), SENSITIVITY_SAMPLES
-    )
+    state = make_state(evaluator, target, 30, out)
     model, first = state.model, evaluator.outputs[0]
     fed = {n.name: outputs_fed(model, n.name) for n in model.model.graph.node}
     level = min((f for f in fed.values() if first in f and len(f) > 1), key=len)
     tower_units = {u.name for u in state.units if any(fed[n] and fed[n] <= level for n in u.nodes)}
     state.evaluate_units([[], everything, set(everything) - tower_units], "test")
     result = run_search(state, [Subgraph()])
-    api.write_result(result, out)
+    write_outputs(result, out)
 
-    recorded = state.notes["subgraphs"]
-    assert list(recorded) == state.notes["subgraph_search"]["promoted"]
+    recorded = state.results.subgraphs
+    assert list(recorded) == state.results.subgraph_search["promoted"]
     name, spec = next(iter(recorded.items()))
-    assert set(spec["units"]) == tower_units
-    assert set(subgraph_nodes(model, spec["inputs"], spec["outputs"])) == {
+    assert set(spec.units) == tower_units
+    assert set(subgraph_nodes(model, spec.inputs, spec.outputs)) == {
         n for n, f in fed.items() if f and f <= level
     }
     config = json.loads((out / "quant_config.json").read_text())
-    assert config["subgraph_config"] == {name: {k: v for k, v in spec.items() if k != "units"}}
+    assert config["subgraph_config"] == {name: spec.config()}
     assert from_quant_config(model, config, state.profile) == result.winner.assignment
     print(f"\nkept whole: {name} ({len(tower_units)} units) -> subgraph_config {config['subgraph_config']}")
 
@@ -249,7 +254,7 @@ def test_search_baselines_subgraph_prune_on_layout(layout_workdir, sensitivity_c
     assert state.sensitivity_runs == 0  # the cache was used
     assert result.met and result.best.passed and state.used <= budget
     int8 = state.known(state.baselines["all-int8"])
-    notes = state.notes["subgraph_search"]
+    notes = state.results.subgraph_search
     assert notes["base"] == int8.index
     ours = [c for c in result.candidates if c.strategy == "subgraph"]
     assert 0 < len(ours) <= (budget - 2) // 3 + 1
@@ -267,7 +272,7 @@ def test_search_baselines_subgraph_prune_on_layout(layout_workdir, sensitivity_c
     config = json.loads((out / "quant_config.json").read_text())
     assert from_quant_config(state.model, config, state.profile) == result.best.assignment
     assert ("subgraph_config" in config) == any(
-        set(spec["units"]) <= set(state.raised_units(result.best)) for spec in state.notes.get("subgraphs", {}).values()
+        set(spec.units) <= set(state.raised_units(result.best)) for spec in state.results.subgraphs.values()
     )
 
 

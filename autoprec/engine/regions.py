@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autoprec.config import subgraph_nodes
+from autoprec.engine.units import Unit
 from autoprec.ir import WEIGHT, CalibratedModel
-from autoprec.units import Unit
+from autoprec.quant_config import subgraph_nodes
 
 MAX_BLOCK_NODES = 30  # nodes of a fork/join block, branch starts to join
 MAX_HEAD_SHARE = 0.5  # a head holds at most this share of the model's units

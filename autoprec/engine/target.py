@@ -10,8 +10,8 @@ import tomllib
 
 from autoprec.errors import UserError
 from autoprec.evaluate import Scores
-from autoprec.metrics import get_metric
-from autoprec.task import TASK
+from autoprec.evaluate.metrics import get_metric
+from autoprec.evaluate.task import TASK
 
 AGGREGATES = ("mean", "min")
 
@@ -56,6 +56,10 @@ class Target:
 
     def to_json(self) -> list[dict]:
         return [t.__dict__ for t in self.outputs]
+
+    def identity(self, task_metric: str | None = None) -> str:
+        """What a ledger must have been searched against to be resumed with this target."""
+        return json.dumps([self.to_json(), task_metric])
 
 
 def build_target(

@@ -1,51 +1,40 @@
-"""The search: SearchState (what strategies see) and the driver.
+"""SearchState: the one place candidates are evaluated, counted, stored and ranked.
 
-Strategies never touch ONNX, sessions or storage: they propose sets of units (or assignments)
-through `SearchState.evaluate_units` / `evaluate`, which deduplicates through the ledger, enforces the
-budget and persists each result before returning it. A killed search resumes by replaying the
-strategies: every assignment already in the ledger comes back without being evaluated again.
+Strategies see it through `autoprec.strategy.SearchView`. Every evaluation goes through
+`SearchState.evaluate`, which deduplicates through the ledger, enforces the budget and persists each
+result before returning it. A killed search resumes by replaying the strategies: every assignment
+already in the ledger comes back without being evaluated again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Protocol
 
-from autoprec.baseline import baseline_assignments
-from autoprec.cost import calibration_costs
+from autoprec.engine.baselines import baseline_assignments
+from autoprec.engine.bisect import bisect
+from autoprec.engine.cost import calibration_costs
+from autoprec.engine.ledger import Ledger, Record
+from autoprec.engine.results import Results
+from autoprec.engine.sensitivity import Sensitivity, load_or_measure
+from autoprec.engine.target import Target
+from autoprec.engine.units import Unit, raise_units, search_units
 from autoprec.errors import UserError
 from autoprec.evaluate import Evaluator, Scores
 from autoprec.hardware import HardwareProfile
-from autoprec.ledger import Ledger, Record
-from autoprec.sensitivity import Sensitivity, load_or_measure
-from autoprec.target import Target
-from autoprec.units import Unit, raise_units, search_units
-
-DEFAULT_STRATEGIES = (
-    "baselines",
-    "threshold_sweep",
-    "output_filter",
-    "metric_switch",
-    "subgraph",
-    "error_compensation",
-    "optuna",
-    "prune",
-)
 
 
 def assignment_key(assignment: dict[str, str]) -> str:
+    """A short stable hash of an assignment: the ledger's key for "already evaluated"."""
     return hashlib.sha256(json.dumps(sorted(assignment.items())).encode()).hexdigest()[:20]
 
 
 @dataclass
 class Candidate:
-    """An evaluated assignment."""
+    """An evaluated assignment: its scores, cost, whether it meets every target, and who proposed it."""
 
     index: int
     assignment: dict[str, str]
@@ -69,32 +58,25 @@ class Candidate:
         return (0, self.cost, len(self.changes())) if self.passed else (1, self.shortfall, self.cost)
 
 
-@dataclass(frozen=True)
-class LedgerSpec:
-    """Where the ledger lives: an Optuna storage URL and study name; `join` allows continuing an
-    existing study (resume, or several workers); `exclusive` means no other worker uses it."""
-
-    storage: str
-    study: str = "autoprec"
-    join: bool = False
-    exclusive: bool = True
-
-
 class SearchState:
-    """Everything a strategy may read, and the one way to evaluate candidates."""
+    """The search's state: budget, candidates, base assignment, shared analyses and published results.
+
+    Built from already-opened parts (evaluator, ledger): construction reads nothing from disk.
+    """
 
     def __init__(
         self,
         evaluator: Evaluator,
         target: Target,
         profile: HardwareProfile,
+        ledger: Ledger,
         budget: int,
         out_dir: Path,
-        ledger: LedgerSpec,
         sensitivity_samples: int = 2,
+        options: dict[str, str] | None = None,
+        user_subgraphs: dict[str, dict] | None = None,
         on_evaluated: Callable[[Candidate], None] | None = None,
         on_sensitivity: Callable[[int, int], None] | None = None,
-        options: dict[str, str] | None = None,
     ):
         if budget < 1:
             raise UserError(f"budget must be at least 1 evaluation, got {budget}")
@@ -102,38 +84,31 @@ class SearchState:
         self.model = evaluator.model
         self.target = target
         self.profile = profile
+        self.ledger = ledger
         self.budget = budget
         self.out_dir = out_dir
+        self.options = options or {}
+        self.user_subgraphs = user_subgraphs or {}
         self.on_evaluated = on_evaluated
         self.on_sensitivity = on_sensitivity
-        self.options = options or {}
         self.units: list[Unit] = search_units(self.model, profile)
         self.unit_by_name = {u.name: u for u in self.units}
         self.baselines = baseline_assignments(self.model, profile)
         self.base = self.baselines["all-int8"]
-        sample = evaluator.sample(0)
-        self.node_costs = calibration_costs(self.model, sample)
+        self.node_costs = calibration_costs(self.model, evaluator.sample(0))
         full = sum(self.node_costs[n] for n, q in self.baselines["all-int16"].items() if q != "int8")
         self.cost_scale = full or 1.0
         self.unit_costs = {u.name: sum(self.node_costs[c] for c in u.calibration) / self.cost_scale for u in self.units}
         self.sensitivity_indices = list(range(min(sensitivity_samples, evaluator.num_samples)))
-        self.identity = {
-            "model": evaluator.model_hash,
-            "data": evaluator.data_hash,
-            "profile": profile.name,
-            "target": json.dumps([target.to_json(), evaluator.spec.task_metric]),
-        }
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.ledger = Ledger(ledger.storage, ledger.study, self.identity, ledger.join, ledger.exclusive)
+        self.results = Results()
         self.candidates: list[Candidate] = []
         self._by_key: dict[str, Candidate] = {}
         self._seen: set[int] = set()
         # A lone search replays its strategies and takes stored results as they are asked for, so a resumed
         # run walks exactly the path of an uninterrupted one; shared workers take in everything at once.
-        self._stored = {r.key: r for r in self.ledger.records()} if ledger.exclusive else {}
+        self._stored = {r.key: r for r in ledger.records()} if ledger.exclusive else {}
         if not ledger.exclusive:
             self.sync()
-        self.notes: dict = {}
         self._sensitivity: dict[tuple[str, str], Sensitivity] = {}
         self.done = False
         self.sensitivity_runs = 0
@@ -261,69 +236,13 @@ class SearchState:
         full = self.evaluate_units([start | set(ranking)], strategy)[0]
         if full is None or not full.passed:
             return None, start
-        low, high, best = 0, len(ranking), full
-        while high - low > 1 and self.remaining > 0:
-            mid = (low + high) // 2
-            candidate = self.evaluate_units([start | set(ranking[:mid])], strategy)[0]
-            if candidate is None:
-                break
-            if candidate.passed:
-                high, best = mid, candidate
-            else:
-                low = mid
-        return best, start | set(ranking[:low])
+        found = {len(ranking): full}
 
+        def passes(k: int) -> bool | None:
+            candidate = self.evaluate_units([start | set(ranking[:k])], strategy)[0] if self.remaining > 0 else None
+            if candidate is not None:
+                found[k] = candidate
+            return None if candidate is None else candidate.passed
 
-class Strategy(Protocol):
-    """A search step. `applies` says whether it has anything to do; `run` proposes through the state."""
-
-    name: str
-
-    def applies(self, state: SearchState) -> bool: ...
-
-    def run(self, state: SearchState) -> None: ...
-
-
-def load_strategies(names: Iterable[str]) -> list[Strategy]:
-    """Strategies by name from the `autoprec.strategies` entry-point group (built-ins and plug-ins)."""
-    available = {ep.name: ep for ep in entry_points(group="autoprec.strategies")}
-    chosen = []
-    for name in names:
-        if name not in available:
-            raise UserError(f"unknown strategy '{name}'; available: {', '.join(sorted(available))}")
-        chosen.append(available[name].load()())
-    return chosen
-
-
-@dataclass
-class SearchResult:
-    """What a search found: the minimal passing candidate (or the best failing one) and everything tried."""
-
-    best: Candidate | None
-    closest: Candidate | None
-    candidates: list[Candidate]
-    state: SearchState
-    seconds: float
-    strategies: list[str] = field(default_factory=list)
-
-    @property
-    def met(self) -> bool:
-        return self.best is not None
-
-    @property
-    def winner(self) -> Candidate | None:
-        return self.best or self.closest
-
-
-def run_search(state: SearchState, strategies: list[Strategy]) -> SearchResult:
-    """Run the strategies in order until one says the search is done or the budget is spent."""
-    started = time.perf_counter()
-    for strategy in strategies:
-        if state.done or state.remaining <= 0:
-            break
-        if strategy.applies(state):
-            strategy.run(state)
-    state.sync()
-    ranked = state.ranked()
-    closest = next((c for c in ranked if not c.passed), None)
-    return SearchResult(state.best, closest, ranked, state, time.perf_counter() - started, [s.name for s in strategies])
+        low, high = bisect(0, len(ranking), passes)
+        return found[high], start | set(ranking[:low])

@@ -2,10 +2,7 @@
 
 Each candidate is simulated on the static QDQ graph it would be exported as, with one fixed
 onnxruntime configuration (`session.disable_quant_qdq=1`, one intra-op thread per process):
-feature calibration nodes are real Q/DQ nodes (an "ec" feature: the real `_split_low` rewrite), weights
-are fake-quantized once in numpy (bit-exact with onnxruntime's Q/DQ; an "ec" weight as int8 + int8
-residual, equal to the rewrite by linearity) and handed to onnxruntime in memory, so a session builds in tens of ms and
-runs as a float-weight graph. Float references are computed once per process. Work is spread over
+see `autoprec.evaluate.simulator`. Float references are computed once per process. Work is spread over
 `jobs` worker processes (joblib/loky); only assignments and sample indices travel to them.
 """
 
@@ -17,92 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 from joblib import Parallel, delayed
-from onnx import TensorProto, numpy_helper
 
 from autoprec.data import Sample, load_samples, model_inputs
-from autoprec.ir import EC, FEATURE, CalibratedModel
-from autoprec.metrics import compare, get_metric
-from autoprec.task import TASK, load_task_metric, relative_score
+from autoprec.evaluate.metrics import compare
+from autoprec.evaluate.scores import Scores
+from autoprec.evaluate.simulator import Simulator
+from autoprec.evaluate.task import TASK, load_task_metric, relative_score
+from autoprec.ir import CalibratedModel
 
 Assignment = dict[str, str]
-IN_MEMORY_MIN_ELEMENTS = 256  # smaller initializers (shapes, scalars) stay in the proto
-
-
-def session_options(threads: int = 1) -> ort.SessionOptions:
-    """The one session configuration every simulation uses (no integer-kernel QDQ fusion)."""
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.disable_quant_qdq", "1")
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return options
-
-
-class Simulator:
-    """Builds onnxruntime sessions for assignments of one calibrated model."""
-
-    def __init__(self, model: CalibratedModel, threads: int = 1):
-        self.model = model
-        self.threads = threads
-        self._values: dict[tuple[str, str], ort.OrtValue] = {}
-        self._weights = {c.tensor: c for c in model.calibration.values() if c.tensor_type != FEATURE}
-
-    def session(self, assignment: Assignment | None) -> ort.InferenceSession:
-        """A session for `assignment` (None: the float model)."""
-        qtypes = {**self.model.assignment(), **(assignment or {})} if assignment is not None else {}
-        features = {
-            name: (qtypes[name] if cal.tensor_type == FEATURE and assignment is not None else "float32")
-            for name, cal in self.model.calibration.items()
-        }
-        proto = self.model.to_onnx(features)
-        names, values = [], []
-        for init in proto.graph.initializer:
-            if init.data_type != TensorProto.FLOAT or init.name not in self.model.initializers:
-                continue  # integer tensors, and the scales to_onnx renders for Q/DQ
-            cal = self._weights.get(init.name)
-            qtype = qtypes.get(cal.name, "float32") if cal is not None else "float32"
-            if _elements(init) < IN_MEMORY_MIN_ELEMENTS:
-                if qtype != "float32":  # a small weight stays in the proto, fake-quantized like any other
-                    init.CopyFrom(numpy_helper.from_array(self._array(init.name, qtype), init.name))
-                continue
-            names.append(init.name)
-            values.append(self._value(init.name, qtype))
-            _mark_in_memory(init)
-        options = session_options(self.threads)
-        options.add_external_initializers(names, values)
-        return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-
-    def _array(self, name: str, qtype: str) -> np.ndarray:
-        """The weight initializer `name` as fed at `qtype` (fake-quantized; "ec": int8 + int8 residual)."""
-        array = numpy_helper.to_array(self.model.initializers[name]).astype(np.float32)
-        if qtype == EC:  # equal to the `_split_low` rewrite by linearity: op(x, W8) + op(x, r8) = op(x, W8 + r8)
-            return self.model.compensated_weight(self._weights[name].name)
-        if qtype != "float32":
-            return self._weights[name].quant_params(qtype).fake_quantize(array)
-        return array
-
-    def _value(self, name: str, qtype: str) -> ort.OrtValue:
-        key = (name, qtype)
-        if key not in self._values:
-            self._values[key] = ort.OrtValue.ortvalue_from_numpy(np.array(self._array(name, qtype), order="C"))
-        return self._values[key]
-
-
-def _elements(init: onnx.TensorProto) -> int:
-    return int(np.prod(init.dims)) if init.dims else 1
-
-
-def _mark_in_memory(init: onnx.TensorProto) -> None:
-    nbytes = _elements(init) * 4
-    for name in ("raw_data", "float_data"):
-        init.ClearField(name)
-    init.data_location = TensorProto.EXTERNAL
-    del init.external_data[:]
-    for key, value in (("location", "in-memory"), ("offset", "0"), ("length", str(nbytes))):
-        init.external_data.add(key=key, value=value)
 
 
 @dataclass(frozen=True)
@@ -113,27 +34,6 @@ class EvalSpec:
     data_path: str
     num_samples: int | None = None
     task_metric: str | None = None  # module:function; workers then also return the raw outputs
-
-
-@dataclass
-class Scores:
-    """Scores of one candidate: output -> metric -> one value per sample."""
-
-    values: dict[str, dict[str, np.ndarray]]
-
-    def aggregate(self, output: str, metric: str, how: str = "mean") -> float:
-        per_sample = self.values[output][get_metric(metric).name]
-        if how == "mean":
-            return float(np.mean(per_sample))
-        worst = np.min if get_metric(metric).higher_is_better else np.max
-        return float(worst(per_sample))
-
-    def to_json(self) -> dict:
-        return {out: {m: v.tolist() for m, v in metrics.items()} for out, metrics in self.values.items()}
-
-    @classmethod
-    def from_json(cls, data: dict) -> Scores:
-        return cls({out: {m: np.asarray(v) for m, v in metrics.items()} for out, metrics in data.items()})
 
 
 class _Worker:
@@ -211,6 +111,19 @@ class Evaluator:
     def sample(self, index: int) -> Sample:
         """One input sample (as fed to the model)."""
         return _worker(self.spec).samples[index]
+
+    @property
+    def simulator(self) -> Simulator:
+        """This process's simulator (sessions for any assignment)."""
+        return _worker(self.spec).simulator
+
+    def references(self, indices: list[int]) -> list[list[np.ndarray]]:
+        """The float model's outputs (in `outputs` order) of the samples `indices`, computed once."""
+        return _worker(self.spec).references(indices)
+
+    def outputs_of(self, assignment: Assignment | None, indices: list[int]) -> list[list[np.ndarray]]:
+        """The raw outputs of `assignment` (None: the float model) on the samples `indices`, in this process."""
+        return _worker(self.spec).run(assignment, indices)
 
     def evaluate(self, assignment: Assignment, indices: list[int] | None = None) -> Scores:
         """Scores of one assignment (all samples unless `indices`)."""

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from autoprec.baseline import baseline_assignments
+from autoprec.engine.baselines import baseline_assignments
+from autoprec.engine.units import search_units
 from autoprec.errors import UserError
 from autoprec.evaluate import Evaluator
+from autoprec.evaluate.metrics import METRICS, get_metric
 from autoprec.hardware import HardwareProfile
 from autoprec.ir import FEATURE, WEIGHT
-from autoprec.metrics import METRICS, get_metric
 from autoprec.model_io import save_json
-from autoprec.units import search_units
 
 NODE_TYPES = ("node", "weight", "activation", "compensable")
 MODES = ("single", "raise", "drop")

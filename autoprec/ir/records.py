@@ -1,0 +1,148 @@
+"""Calibration records: one `CalibrationNode` per quantize-dequantize point, and its `QuantParams`.
+
+A calibration node sits on one tensor and feeds one or more inputs of normal nodes. `tensor_type`
+is `feature` (an activation) or `weight`; `qtype` is what the search edits; the thresholds are
+kept as float ranges (`rmin`, `rmax`, per tensor or per channel), so raising int8 to int16
+recomputes the scale from the range, never from already-rounded int8 values.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+FEATURE, WEIGHT = "feature", "weight"
+QTYPES = ("int8", "int16", "float32")
+EC = "ec"  # int8 + error compensation: not a quantization format, so never passed to quant_params
+ASSIGNABLE = (*QTYPES, EC)
+# Inputs error compensation can split: the op is linear in them (weights of Conv/ConvTranspose/MatMul/Gemm,
+# the feature input of Resize/GridSample), so op(x8) + op(residual8) approximates op(x).
+EC_INPUTS = frozenset({("Conv", 1), ("ConvTranspose", 1), ("MatMul", 1), ("Gemm", 1), ("Resize", 0), ("GridSample", 0)})
+METADATA_KEY = "autoprec.calibration"
+BITS = {"int8": 8, "int16": 16}
+STORAGE = {
+    ("int8", True): np.int8,
+    ("int8", False): np.uint8,
+    ("int16", True): np.int16,
+    ("int16", False): np.uint16,
+}
+QTYPE_OF_DTYPE = {np.dtype(v): k[0] for k, v in STORAGE.items()}
+
+
+@dataclass
+class QuantParams:
+    """Scale and zero point of one calibration node at one qtype (arrays: per tensor or per channel)."""
+
+    scale: np.ndarray
+    zero_point: np.ndarray
+    axis: int | None
+
+    @property
+    def qmin(self) -> int:
+        return int(np.iinfo(self.zero_point.dtype).min)
+
+    @property
+    def qmax(self) -> int:
+        return int(np.iinfo(self.zero_point.dtype).max)
+
+    def clip_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """The float range a quantize op saturates to: [(qmin - zp) * s, (qmax - zp) * s]."""
+        zp = self.zero_point.astype(np.float32)
+        return (np.float32(self.qmin) - zp) * self.scale, (np.float32(self.qmax) - zp) * self.scale
+
+    def fake_quantize(self, x: np.ndarray) -> np.ndarray:
+        """Quantize then dequantize `x` exactly as onnxruntime's QuantizeLinear/DequantizeLinear do."""
+        shape = [1] * x.ndim
+        if self.axis is not None:
+            shape[self.axis] = -1
+        scale = self.scale.reshape(shape)
+        zp = self.zero_point.astype(np.float32).reshape(shape)
+        q = np.clip(np.round(x.astype(np.float32) / scale) + zp, self.qmin, self.qmax)
+        return ((q - zp) * scale).astype(np.float32)
+
+
+@dataclass
+class CalibrationNode:
+    """One quantize-dequantize point on a tensor, feeding one or more inputs of normal nodes."""
+
+    name: str
+    tensor: str
+    consumers: list[tuple[str, int]]
+    tensor_type: str
+    qtype: str
+    rmin: np.ndarray
+    rmax: np.ndarray
+    symmetric: bool = True
+    axis: int | None = None
+    folded: bool = False  # weight was stored pre-quantized: it cannot be raised honestly
+
+    def quant_params(self, qtype: str | None = None) -> QuantParams:
+        """Scale and zero point for `qtype` (default: the node's own), computed from the thresholds."""
+        qtype = qtype or self.qtype
+        if qtype not in BITS:
+            raise ValueError(f"{self.name}: qtype {qtype} has no quantization parameters")
+        bits = BITS[qtype]
+        dtype = np.dtype(STORAGE[(qtype, self.symmetric)])
+        rmin = np.asarray(self.rmin, dtype=np.float64)
+        rmax = np.asarray(self.rmax, dtype=np.float64)
+        if self.symmetric:
+            scale = np.maximum(np.abs(rmin), np.abs(rmax)) / (2 ** (bits - 1) - 1)
+            zero_point = np.zeros_like(scale)
+        else:
+            low, high = np.minimum(rmin, 0.0), np.maximum(rmax, 0.0)
+            scale = (high - low) / (2**bits - 1)
+            safe = np.where(scale > 0, scale, 1.0)
+            zero_point = np.clip(np.round(-low / safe), 0, 2**bits - 1)
+        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+        return QuantParams(scale, zero_point.astype(dtype), self.axis)
+
+    @property
+    def threshold(self) -> float:
+        """The largest magnitude the node represents (max over channels for weights)."""
+        return float(np.max(np.maximum(np.abs(self.rmin), np.abs(self.rmax))))
+
+    def to_json(self) -> dict:
+        return {
+            "tensor": self.tensor,
+            "consumers": [list(c) for c in self.consumers],
+            "tensor_type": self.tensor_type,
+            "qtype": self.qtype,
+            "rmin": np.asarray(self.rmin, dtype=np.float64).tolist(),
+            "rmax": np.asarray(self.rmax, dtype=np.float64).tolist(),
+            "symmetric": self.symmetric,
+            "axis": self.axis,
+            "folded": self.folded,
+        }
+
+    @classmethod
+    def from_json(cls, name: str, data: dict) -> CalibrationNode:
+        return cls(
+            name=name,
+            tensor=data["tensor"],
+            consumers=[(c[0], int(c[1])) for c in data["consumers"]],
+            tensor_type=data["tensor_type"],
+            qtype=data["qtype"],
+            rmin=np.asarray(data["rmin"], dtype=np.float64),
+            rmax=np.asarray(data["rmax"], dtype=np.float64),
+            symmetric=bool(data["symmetric"]),
+            axis=data["axis"],
+            folded=bool(data.get("folded", False)),
+        )
+
+
+def calibration_name(consumer: str, input_index: int) -> str:
+    """Name of the calibration node autoprec places on input `input_index` of node `consumer`."""
+    return f"{consumer}:input{input_index}"
+
+
+def graph_maps(graph: onnx.GraphProto) -> tuple[dict[str, onnx.NodeProto], dict[str, list[tuple[onnx.NodeProto, int]]]]:
+    """(tensor -> producing node, tensor -> [(consuming node, input index)]) of a graph."""
+    producers = {out: n for n in graph.node for out in n.output}
+    consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = defaultdict(list)
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            consumers[name].append((node, i))
+    return producers, dict(consumers)
