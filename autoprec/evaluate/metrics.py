@@ -18,13 +18,6 @@ class Metric:
     higher_is_better: bool
     compute: Callable[[Stats], float]
 
-    def better(self, a: float, b: float) -> bool:
-        """True if score `a` is strictly better than `b`."""
-        return a > b if self.higher_is_better else a < b
-
-    def meets(self, value: float, threshold: float) -> bool:
-        return value >= threshold if self.higher_is_better else value <= threshold
-
 
 @dataclass(frozen=True)
 class Stats:

