@@ -33,7 +33,7 @@ Example, a complete plug-in (register it in your package's pyproject.toml under
         options = {"k": Option(10, int, "units to raise")}
 
         def applies(self, search: SearchView) -> bool:
-            return search.best is None and bool(search.units)
+            return bool(search.units)  # nothing to raise in a model without units
 
         def run(self, search: SearchView) -> None:
             ranking = search.sensitivity().ranking("cosine-similarity")
