@@ -3,6 +3,8 @@ the sweep's winner is not already cheap, or the sweep needed most of the model, 
 sqnr) and sweep again: cosine can hide damage that L2-type metrics separate.
 
 Reads: `results.sweep`. Publishes nothing (its candidates are labelled `metric_switch:mse`, ...).
+
+    autoprec search --strategies baselines,threshold_sweep,metric_switch,prune
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ failing sweep step, rank units by their sensitivity on the failing outputs only 
 top of that step.
 
 Reads: `results.sweep` (applies only after a passing sweep). Publishes nothing.
+
+    autoprec search --strategies baselines,threshold_sweep,output_filter,prune
 """
 
 from __future__ import annotations
