@@ -38,10 +38,12 @@ class CalibratedModel:
     # --- loading and saving (autoprec.ir.qdq_import / qdq_export) ------------------------
     @classmethod
     def load(cls, path: str | os.PathLike) -> CalibratedModel:
-        """Load a calibrated (QDQ) model written by autoprec or by any QDQ quantizer."""
+        """Load a calibrated model: QDQ (autoprec's or any QDQ quantizer's) or HMCT's (HzCalibration nodes)."""
+        from autoprec.ir.hmct_import import from_hmct, is_hmct
         from autoprec.ir.qdq_import import from_proto
 
-        return from_proto(load_model(path), source=str(path))
+        proto = load_model(path)
+        return (from_hmct if is_hmct(proto) else from_proto)(proto, source=str(path))
 
     def to_onnx(self, assignment: dict[str, str] | None = None) -> onnx.ModelProto:
         """A static QDQ model with each calibration node at its qtype (or `assignment`'s)."""

@@ -78,10 +78,15 @@ class CalibrationNode:
     symmetric: bool = True
     axis: int | None = None
     folded: bool = False  # weight was stored pre-quantized: it cannot be raised honestly
+    source: dict | None = None  # HMCT: the HzCalibration attributes it was read from (autoprec.ir.hmct_attrs)
 
     def quant_params(self, qtype: str | None = None) -> QuantParams:
         """Scale and zero point for `qtype` (default: the node's own), computed from the thresholds."""
         qtype = qtype or self.qtype
+        if self.source is not None:
+            from autoprec.ir.hmct_attrs import hmct_quant_params
+
+            return hmct_quant_params(self, qtype)
         if qtype not in BITS:
             raise ValueError(f"{self.name}: qtype {qtype} has no quantization parameters")
         bits = BITS[qtype]
@@ -115,6 +120,7 @@ class CalibrationNode:
             "symmetric": self.symmetric,
             "axis": self.axis,
             "folded": self.folded,
+            "source": self.source,
         }
 
     @classmethod
@@ -130,6 +136,7 @@ class CalibrationNode:
             symmetric=bool(data["symmetric"]),
             axis=data["axis"],
             folded=bool(data.get("folded", False)),
+            source=data.get("source"),
         )
 
 

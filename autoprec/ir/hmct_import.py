@@ -1,0 +1,137 @@
+"""HMCT import: a calibrated model whose quantization points are `HzCalibration` nodes -> `CalibratedModel`.
+
+Every int8/int16 HzCalibration node with scales becomes a `CalibrationNode` named like the node, with
+its thresholds (per tensor or per channel along `axis`), zero point, tensor type and its original
+attributes in `source` (so its stored scales are used at its own qtype and export writes it back).
+The float graph is the graph with those nodes passing through. Nodes the search does not change
+stay in the graph as what their kernel computes, in every evaluation and in the float reference:
+`switch == "OFF"`, `float32` and nodes without scales pass data through; `float16`/`bfloat16` are a
+(saturating) cast and back. Anything else is a one-line `UserError` (see `hmct_attrs.node_kind`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, version_converter
+
+from autoprec.errors import UserError
+from autoprec.ir.hmct_attrs import CASTS, FLOAT16_MAX, HZ_DOMAIN, is_hz, node_kind, qtype_of, ranges, read_attributes
+from autoprec.ir.hmct_attrs import is_symmetric, tensor_type
+from autoprec.ir.model import CalibratedModel
+from autoprec.ir.qdq_import import name_nodes
+from autoprec.ir.records import CalibrationNode
+
+TARGET_OPSET = 21  # int16 QuantizeLinear/DequantizeLinear
+
+
+def is_hmct(model: onnx.ModelProto) -> bool:
+    """True if the model holds HMCT calibration nodes."""
+    return any(is_hz(n) for n in model.graph.node)
+
+
+def from_hmct(model: onnx.ModelProto, source: str = "model") -> CalibratedModel:
+    """The calibrated model an HMCT calibrated model describes (`source` names it in errors)."""
+    stripped = onnx.ModelProto()
+    stripped.CopyFrom(model)
+    graph = stripped.graph
+    name_nodes(graph)
+    _constants_to_initializers(graph)
+    hz = [(n, read_attributes(n)) for n in graph.node if is_hz(n)]
+    kinds = {n.name: node_kind(n.name, attrs) for n, attrs in hz}
+    for node, _ in hz:  # fixed nodes first, so a searchable node feeding one sees its rendered form
+        if kinds[node.name] != "search":
+            _render_fixed(graph, node, kinds[node.name])
+    inits = {i.name for i in graph.initializer}
+    calibration: dict[str, CalibrationNode] = {}
+    for node, attrs in hz:
+        if kinds[node.name] != "search":
+            continue
+        uses = _bypass(graph, node)
+        if any(is_hz(user) for user, _ in uses):
+            raise UserError(f"{source}: {node.name} feeds another int8/int16 HzCalibration node; chains are not supported")
+        rmin, rmax, axis = ranges(node.name, attrs)
+        tensor = node.input[0]
+        calibration[node.name] = CalibrationNode(
+            name=node.name,
+            tensor=tensor,
+            consumers=[(user.name, i) for user, i in uses],
+            tensor_type=tensor_type(attrs, tensor in inits),
+            qtype=qtype_of(attrs),
+            rmin=rmin,
+            rmax=rmax,
+            symmetric=is_symmetric(attrs),
+            axis=axis,
+            source=attrs,
+        )
+    kept = [n for n in graph.node if not is_hz(n)]
+    del graph.node[:]
+    graph.node.extend(kept)
+    _drop_domain(stripped)
+    if not calibration:
+        raise UserError(f"{source}: no int8/int16 HzCalibration nodes with scales; nothing for autoprec to search")
+    return CalibratedModel(_to_opset(stripped, source), calibration, {"format": "hmct"})
+
+
+def _bypass(graph: onnx.GraphProto, node: onnx.NodeProto) -> list[tuple[onnx.NodeProto, int]]:
+    """Point every reader of the node's output at its input; a graph output is kept by an Identity reader."""
+    source, output = node.input[0], node.output[0]
+    if any(o.name == output for o in graph.output):
+        node.output[0] = output + "/hz"
+        identity = helper.make_node("Identity", [node.output[0]], [output], name=node.name + "/output")
+        graph.node.insert(list(graph.node).index(node) + 1, identity)
+        output = node.output[0]
+    uses = [(n, i) for n in graph.node for i, name in enumerate(n.input) if name == output and n is not node]
+    for user, i in uses:
+        user.input[i] = source
+    return uses
+
+
+def _render_fixed(graph: onnx.GraphProto, node: onnx.NodeProto, kind: str) -> None:
+    """Replace a node the search does not change by what its kernel computes (nothing, or a cast and back)."""
+    if kind == "identity":
+        _bypass(graph, node)
+        graph.node.remove(node)
+        return
+    position = list(graph.node).index(node)
+    source, output, qtype = node.input[0], node.output[0], qtype_of(read_attributes(node))
+    low = f"{node.name}/{qtype}"
+    new = [helper.make_node("Cast", [source], [low], name=low + "/Cast", to=CASTS[qtype]),
+           helper.make_node("Cast", [low], [output], name=low + "/CastBack", to=onnx.TensorProto.FLOAT)]  # fmt: skip
+    if qtype == "float16":  # HMCT saturates; a plain cast would give inf
+        new[0].input[0] = low + "/saturated"
+        bounds = [numpy_helper.from_array(np.array(v, np.float32), f"{low}/{k}")
+                  for k, v in (("min", -FLOAT16_MAX), ("max", FLOAT16_MAX))]  # fmt: skip
+        graph.initializer.extend(bounds)
+        new.insert(0, helper.make_node("Clip", [source, *(b.name for b in bounds)], [new[0].input[0]], name=low + "/Clip"))
+    graph.node.remove(node)
+    for k, item in enumerate(new):
+        graph.node.insert(position + k, item)
+
+
+def _constants_to_initializers(graph: onnx.GraphProto) -> None:
+    """Constant nodes feeding a calibration node become initializers (weights are read from initializers)."""
+    calibrated = {n.input[0] for n in graph.node if is_hz(n)}
+    for node in [n for n in graph.node if n.op_type == "Constant" and n.output[0] in calibrated]:
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        if value is not None:
+            graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(value), node.output[0]))
+            graph.node.remove(node)
+
+
+def _drop_domain(model: onnx.ModelProto) -> None:
+    kept = [o for o in model.opset_import if o.domain != HZ_DOMAIN]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)
+
+
+def _to_opset(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
+    version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), TARGET_OPSET)
+    if version >= TARGET_OPSET:
+        return model
+    try:
+        converted = version_converter.convert_version(model, TARGET_OPSET)
+    except Exception as exc:  # the converter raises several types
+        raise UserError(f"{source}: cannot convert to opset {TARGET_OPSET} for int16 Q/DQ ({exc})") from exc
+    name_nodes(converted.graph)
+    return converted
