@@ -34,6 +34,9 @@ def resolve_workdir(path: str | Path, data: str | Path | None = None) -> tuple[P
     target = Path(path)
     if target.is_dir():
         model, default_data = target / "calibrated_model.onnx", target / "calibration_data"
+        prefixed = sorted(target.glob("*_calibrated_model.onnx"))  # HMCT: <output_model_file_prefix>_calibrated_...
+        if not model.exists() and len(prefixed) == 1:
+            model = prefixed[0]
         if not model.exists():
             raise UserError(f"{target}: no calibrated_model.onnx; run `autoprec calibrate` or pass the model")
     else:

@@ -70,7 +70,9 @@ def build() -> onnx.ModelProto:
         helper.make_node("Conv", ["r1_calibrated", "w2_calibrated"], ["c2"], name="conv2"),
         feature("c2", 2.5, qtype=None, bits=16),  # legacy: `bits` instead of `qtype`
         weight("wt", wt, 1, group=2),
-        helper.make_node("ConvTranspose", ["c2_calibrated", "wt_calibrated"], ["t1"], name="convt", group=2, pads=[1, 1, 1, 1]),
+        helper.make_node(
+            "ConvTranspose", ["c2_calibrated", "wt_calibrated"], ["t1"], name="convt", group=2, pads=[1, 1, 1, 1]
+        ),
         feature("t1", 6.0, qtype="float16"),
         helper.make_node("Sigmoid", ["t1_calibrated"], ["s1"], name="sigmoid"),
         feature("s1", 1.0, qtype="float32"),

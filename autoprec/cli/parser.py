@@ -13,6 +13,7 @@ from autoprec.cli.commands import (
     cmd_evaluate,
     cmd_sensitivity,
 )
+from autoprec.cli.export_hmct import add_export_parser
 from autoprec.cli.search_command import cmd_search
 from autoprec.engine.settings import DEFAULT_STRATEGIES
 
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=int, default=50)
     p.add_argument("--jobs", type=int, default=2)
     p.set_defaults(func=cmd_demo)
+    add_export_parser(sub, common)
     return parser
 
 

@@ -58,10 +58,10 @@ def qtype_of(attrs: dict) -> str:
 
 
 def node_kind(name: str, attrs: dict) -> str:
-    """"search" (int8/int16 with scales: a calibration node), "identity" (passes data through) or "cast"."""
+    """ "search" (int8/int16 with scales: a calibration node), "identity" (passes data through) or "cast"."""
     qtype = qtype_of(attrs)
     if int(attrs.get("constant", 1)) == 0:
-        raise UserError(f"{name}: constant == 0, the model is still being calibrated; use HMCT's finished calibrated model")
+        raise UserError(f"{name}: constant == 0, still being calibrated; use HMCT's finished calibrated model")
     if str(attrs.get("switch", "ON")).upper() == "OFF" or qtype == "float32":
         return "identity"
     if qtype in CASTS:

@@ -16,8 +16,18 @@ import onnx
 from onnx import helper, numpy_helper, version_converter
 
 from autoprec.errors import UserError
-from autoprec.ir.hmct_attrs import CASTS, FLOAT16_MAX, HZ_DOMAIN, is_hz, node_kind, qtype_of, ranges, read_attributes
-from autoprec.ir.hmct_attrs import is_symmetric, tensor_type
+from autoprec.ir.hmct_attrs import (
+    CASTS,
+    FLOAT16_MAX,
+    HZ_DOMAIN,
+    is_hz,
+    is_symmetric,
+    node_kind,
+    qtype_of,
+    ranges,
+    read_attributes,
+    tensor_type,
+)
 from autoprec.ir.model import CalibratedModel
 from autoprec.ir.qdq_import import name_nodes
 from autoprec.ir.records import CalibrationNode
@@ -49,7 +59,7 @@ def from_hmct(model: onnx.ModelProto, source: str = "model") -> CalibratedModel:
             continue
         uses = _bypass(graph, node)
         if any(is_hz(user) for user, _ in uses):
-            raise UserError(f"{source}: {node.name} feeds another int8/int16 HzCalibration node; chains are not supported")
+            raise UserError(f"{source}: {node.name} feeds another int8/int16 HzCalibration node (unsupported chain)")
         rmin, rmax, axis = ranges(node.name, attrs)
         tensor = node.input[0]
         calibration[node.name] = CalibrationNode(
@@ -103,7 +113,8 @@ def _render_fixed(graph: onnx.GraphProto, node: onnx.NodeProto, kind: str) -> No
         bounds = [numpy_helper.from_array(np.array(v, np.float32), f"{low}/{k}")
                   for k, v in (("min", -FLOAT16_MAX), ("max", FLOAT16_MAX))]  # fmt: skip
         graph.initializer.extend(bounds)
-        new.insert(0, helper.make_node("Clip", [source, *(b.name for b in bounds)], [new[0].input[0]], name=low + "/Clip"))
+        clip = helper.make_node("Clip", [source, *(b.name for b in bounds)], [new[0].input[0]], name=low + "/Clip")
+        new.insert(0, clip)
     graph.node.remove(node)
     for k, item in enumerate(new):
         graph.node.insert(position + k, item)

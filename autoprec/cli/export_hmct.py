@@ -1,0 +1,78 @@
+"""`autoprec export --format hmct`: a config (or the model's own qtypes) -> HMCT calibrated model + quant_config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from autoprec.api import resolve_workdir
+from autoprec.errors import UserError
+
+console = Console(stderr=True)
+
+
+def add_export_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("export", parents=[common], help="write a config as a calibrated model (--format hmct)")
+    p.add_argument("workdir", nargs="?", default=".", help="model_output folder or calibrated model (default: .)")
+    p.add_argument("--format", default="hmct", choices=["hmct"], help="hmct: HzCalibration nodes (default)")
+    p.add_argument("--config", help="quant_config.json to apply (default: the model's own qtypes, a conversion)")
+    p.add_argument("--profile", default="generic", help="hardware profile the config was searched with")
+    p.add_argument("-o", "--out", default="hmct_output/calibrated_model.onnx",
+                   help="the model to write; quant_config.json goes next to it (default: hmct_output/)")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="replace existing files")
+    p.set_defaults(func=cmd_export_hmct)
+
+
+def cmd_export_hmct(args: argparse.Namespace) -> int:
+    from autoprec.hardware import get_profile
+
+    model_path, _ = resolve_workdir(args.workdir)
+    config = None
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise UserError(f"{path}: no such config file; pass the quant_config.json of a search")
+        try:
+            config = json.loads(path.read_text())
+        except ValueError as exc:
+            raise UserError(f"{path}: not valid JSON ({exc})") from exc
+    written = export_hmct(model_path, Path(args.out), config, get_profile(args.profile), args.force)
+    console.print(f"[green]wrote[/] {written} and {Path(args.out).parent / 'quant_config.json'}")
+    return 0
+
+
+def export_hmct(model_path: Path, out: Path, config: dict | None, profile, force: bool = False) -> str:
+    """Write the HMCT calibrated model of `config` (None: the model's qtypes) and its quant_config; a summary."""
+    from autoprec.ir import CalibratedModel
+    from autoprec.ir.hmct_export import to_hmct
+    from autoprec.ir.hmct_import import from_hmct
+    from autoprec.model_io import load_model, save_json, save_model
+    from autoprec.quant_config import from_quant_config, to_quant_config
+
+    config_out = out.parent / "quant_config.json"
+    for path in (out, config_out):
+        if path.exists() and not force:
+            raise UserError(f"{path} exists; pass --force to replace it or choose another -o")
+    model = CalibratedModel.load(model_path)
+    assignment = from_quant_config(model, config, profile) if config is not None else model.assignment()
+    proto = to_hmct(load_model(model_path), model, assignment)
+    written = from_hmct(proto, str(out))
+    if _by_place(written, written.assignment()) != _by_place(model, assignment):
+        raise RuntimeError("the written HMCT model does not read back as the assignment")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_model(proto, out)
+    save_json(to_quant_config(model, assignment, profile), config_out)
+    raised = sum(q == "int16" for q in assignment.values())
+    return f"{out} ({len(assignment)} calibration nodes, {raised} int16)"
+
+
+def _by_place(model, qtypes: dict[str, str]) -> dict[tuple, str]:
+    """Quantized calibration nodes keyed by (tensor, consumers): names differ between QDQ and HMCT forms."""
+    return {
+        (cal.tensor, tuple(sorted(cal.consumers))): qtypes[name]
+        for name, cal in model.calibration.items()
+        if qtypes[name] != "float32"
+    }
