@@ -4,8 +4,10 @@
      "node_config": {"Conv_3": {"qtype": "int16"}, "Conv_360": {"input1": "ec"}, "Add_7": {"input0": "int16"}},
      "subgraph_config": {"det_head": {"inputs": [...], "outputs": [...], "qtype": "int16"}}}
 
-`qtype` on a node sets every calibration input of the node that the hardware profile can raise;
-`inputN` addresses one input. A subgraph covers every node on a path from its inputs to its outputs.
+As in HMCT, `qtype` (on a node, a subgraph, or `all_node_type`) sets the node's FEATURE (activation)
+inputs that the hardware profile can raise; weights follow their own calibration nodes, addressed as
+`inputN` (`{"qtype": "int16", "input1": "int16"}`: A16W16). A subgraph covers every node on a path
+from its inputs to its outputs. Emitted configs use only entries that mean the same to HMCT.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections import deque
 
 from autoprec.errors import UserError
 from autoprec.hardware import HardwareProfile
-from autoprec.ir import ASSIGNABLE, EC, CalibratedModel
+from autoprec.ir import ASSIGNABLE, EC, FEATURE, CalibratedModel, CalibrationNode
 
 
 def to_quant_config(
@@ -42,18 +44,21 @@ def to_quant_config(
         config["subgraph_config"] = subgraphs
         for spec in subgraphs.values():
             for node in subgraph_nodes(model, spec["inputs"], spec["outputs"]):
-                covered.update(c.name for c in model.input_calibrations(node) if profile.can_raise(model, c))
+                covered.update(c.name for c in qtype_targets(model, profile, node, "int16"))
     for node in model.model.graph.node:
         cals = [c for c in model.input_calibrations(node.name) if c.name not in covered]
         changed = {c.name: assignment.get(c.name, "int8") for c in cals if assignment.get(c.name, "int8") != "int8"}
         if not changed:
             continue
-        raisable = {c.name for c in cals if profile.can_raise(model, c)}
-        qtypes = set(changed.values())
-        if len(qtypes) == 1 and EC not in qtypes and set(changed) == raisable:
-            config["node_config"][node.name] = {"qtype": qtypes.pop()}
-            continue
         entry = {}
+        common = set(changed.values())
+        qtype = common.pop() if len(common) == 1 else None
+        targets = (
+            {c.name for c in qtype_targets(model, profile, node.name, qtype)} if qtype not in (None, EC) else set()
+        )
+        if targets and targets <= set(changed):
+            entry["qtype"] = qtype
+            changed = {name: q for name, q in changed.items() if name not in targets}
         for name, qtype in changed.items():
             index = next(i for n, i in model.calibration[name].consumers if n == node.name)
             entry[f"input{index}"] = qtype
@@ -67,7 +72,11 @@ def from_quant_config(model: CalibratedModel, config: dict, profile: HardwarePro
         raise UserError("a quant_config has only model_config, node_config and subgraph_config keys")
     default = config.get("model_config", {}).get("all_node_type", "int8")
     _check_qtype(default, "model_config.all_node_type")
-    assignment = {n: (default if profile.can_raise(model, c) else "int8") for n, c in model.calibration.items()}
+    if default == EC:
+        raise UserError("model_config.all_node_type cannot be ec; set ec per input in node_config")
+    assignment = {n: "int8" for n in model.calibration}
+    for node in model.model.graph.node:
+        _set_node(model, profile, assignment, node.name, default)
     for name, spec in config.get("subgraph_config", {}).items():
         qtype = spec.get("qtype", "int16")
         _check_qtype(qtype, f"subgraph_config.{name}")
@@ -95,9 +104,16 @@ def _check_qtype(qtype: str, where: str) -> None:
         raise UserError(f"{where}: unknown qtype '{qtype}'; use one of {', '.join(ASSIGNABLE)}")
 
 
-def _set_node(model: CalibratedModel, profile: HardwareProfile, assignment: dict, node: str, qtype: str) -> None:
+def qtype_targets(model: CalibratedModel, profile: HardwareProfile, node: str, qtype: str) -> list[CalibrationNode]:
+    """The calibration inputs `qtype` on a node sets, as HMCT reads it: its feature inputs (for int16 and ec,
+    the ones the profile allows)."""
     allowed = profile.can_compensate if qtype == EC else profile.can_raise
-    chosen = [c for c in model.input_calibrations(node) if qtype in ("int8", "float32") or allowed(model, c)]
+    features = [c for c in model.input_calibrations(node) if c.tensor_type == FEATURE]
+    return [c for c in features if qtype in ("int8", "float32") or allowed(model, c)]
+
+
+def _set_node(model: CalibratedModel, profile: HardwareProfile, assignment: dict, node: str, qtype: str) -> None:
+    chosen = qtype_targets(model, profile, node, qtype)
     if qtype == EC and not chosen:
         raise UserError(f"node_config.{node}: no input of this node takes error compensation under '{profile.name}'")
     for cal in chosen:

@@ -288,9 +288,10 @@ def test_subgraph_config_raises_exactly_the_nodes_between(evaluator):
     config = {"subgraph_config": {"stem": {"inputs": [first], "outputs": [last], "qtype": "int16"}}}
     assignment = from_quant_config(model, config, profile)
     raised_nodes = {n for cal, q in assignment.items() if q == "int16" for n, _ in model.calibration[cal].consumers}
-    assert raised_nodes == {n for n in expected if model.input_calibrations(n)}
-    for node in expected:
-        assert all(assignment[c.name] == "int16" for c in model.input_calibrations(node) if profile.can_raise(model, c))
+    assert raised_nodes == {n for n in expected if _features(model, n)}
+    for node in expected:  # as HMCT reads qtype: the feature inputs; weights follow their own nodes (int8)
+        assert all(assignment[c.name] == "int16" for c in _features(model, node))
+        assert all(assignment[c.name] == "int8" for c in model.input_calibrations(node) if c.tensor_type == "weight")
 
     # A fork/join block given by its two branch starts: both branches and the join, nothing else.
     starts, join = next((s, j) for s, j in fork_join_blocks(model, 30) if len(subgraph_nodes(model, s, [j])) > 3)
@@ -298,8 +299,12 @@ def test_subgraph_config_raises_exactly_the_nodes_between(evaluator):
     config = {"subgraph_config": {"block": {"inputs": starts, "outputs": [join]}}}
     assignment = from_quant_config(model, config, profile)
     raised_nodes = {n for cal, q in assignment.items() if q == "int16" for n, _ in model.calibration[cal].consumers}
-    assert raised_nodes == {n for n in block if model.input_calibrations(n)}
+    assert raised_nodes == {n for n in block if _features(model, n)}
     assert all(any(n in block for n in subgraph_nodes(model, [s], [join])) for s in starts)
+
+
+def _features(model, node: str) -> list:
+    return [c for c in model.input_calibrations(node) if c.tensor_type == "feature"]
 
 
 @pytest.mark.parametrize(
