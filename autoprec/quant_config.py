@@ -27,18 +27,14 @@ def to_quant_config(
 ) -> dict:
     """The HMCT quant_config of `assignment` (relative to an all-int8 model)."""
     settings = model.settings
-    config: dict = {
-        "model_config": {
-            "all_node_type": "int8",
-            "activation": {
-                "calibration_type": settings.get("method", "max"),
-                "max_percentile": round(settings.get("percentile", 99.999) / 100, 8),
-                "per_channel": settings.get("per_channel", True),
-                "asymmetric": settings.get("asymmetric", False),
-            },
-        },
-        "node_config": {},
-    }
+    config: dict = {"model_config": {"all_node_type": "int8"}, "node_config": {}}
+    if "method" in settings or settings.get("format") != "hmct":  # unknown HMCT calibration: leave HMCT's own
+        config["model_config"]["activation"] = {
+            "calibration_type": settings.get("method", "max"),
+            "max_percentile": round(settings.get("percentile", 99.999) / 100, 8),
+            "per_channel": settings.get("per_channel", True),
+            "asymmetric": settings.get("asymmetric", False),
+        }
     covered: set[str] = set()
     if subgraphs:
         config["subgraph_config"] = subgraphs

@@ -18,6 +18,7 @@ from onnx import helper
 
 from autoprec.errors import UserError
 from autoprec.ir.hmct_attrs import HZ_DOMAIN, HZ_OP, SEARCHABLE, is_hz, qtype_of, quant_attrs_bits
+from autoprec.ir.hmct_import import CALIBRATION_METHODS
 from autoprec.ir.model import CalibratedModel
 from autoprec.ir.records import WEIGHT, CalibrationNode
 
@@ -100,6 +101,11 @@ def _attributes(model: CalibratedModel, cal: CalibrationNode, qtype: str) -> dic
         group = next((a.i for a in model.nodes[cal.consumers[0][0]].attribute if a.name == "group"), 1)
         if group > 1:
             attrs["group"] = int(group)
+    method = {v: k for k, v in CALIBRATION_METHODS.items()}.get(model.settings.get("method"))
+    if cal.tensor_type != WEIGHT and method is not None:  # how the thresholds were found, in HMCT's codes
+        attrs["cali_attrs"] = [method]
+        if model.settings["method"] == "percentile":
+            attrs["percentiles"] = [model.settings.get("percentile", 99.999) / 100]
     attrs["quant_attrs"] = quant_attrs_bits(cal.symmetric, cal.axis is not None, cal.tensor_type == WEIGHT)
     return attrs
 

@@ -30,9 +30,10 @@ from autoprec.ir.hmct_attrs import (
 )
 from autoprec.ir.model import CalibratedModel
 from autoprec.ir.qdq_import import name_nodes
-from autoprec.ir.records import CalibrationNode
+from autoprec.ir.records import FEATURE, CalibrationNode
 
 TARGET_OPSET = 21  # int16 QuantizeLinear/DequantizeLinear
+CALIBRATION_METHODS = {1: "max", 2: "kl", 4: "percentile"}  # HMCT's cali_attrs codes autoprec names the same
 
 
 def is_hmct(model: onnx.ModelProto) -> bool:
@@ -80,7 +81,27 @@ def from_hmct(model: onnx.ModelProto, source: str = "model") -> CalibratedModel:
     _drop_domain(stripped)
     if not calibration:
         raise UserError(f"{source}: no int8/int16 HzCalibration nodes with scales; nothing for autoprec to search")
-    return CalibratedModel(_to_opset(stripped, source), calibration, {"format": "hmct"})
+    return CalibratedModel(_to_opset(stripped, source), calibration, calibration_settings(calibration))
+
+
+def calibration_settings(calibration: dict[str, CalibrationNode]) -> dict:
+    """How HMCT calibrated the activations (from `cali_attrs`), when every feature node agrees; else no method,
+    so an emitted quant_config leaves HMCT's own activation settings in charge."""
+    features = [c for c in calibration.values() if c.tensor_type == FEATURE]
+    codes = {tuple((c.source or {}).get("cali_attrs", [])) for c in features}
+    settings: dict = {"format": "hmct"}
+    method = CALIBRATION_METHODS.get(codes.pop()[0]) if len(codes) == 1 and len(next(iter(codes))) == 1 else None
+    if method is None:
+        return settings
+    settings.update(method=method, per_channel=any(c.axis is not None for c in features),
+                    asymmetric=not all(c.symmetric for c in features))  # fmt: skip
+    percentiles = {tuple((c.source or {}).get("percentiles", [])) for c in features}
+    if method == "percentile" and len(percentiles) == 1 and len(next(iter(percentiles))) == 1:
+        value = next(iter(percentiles))[0]
+        settings["percentile"] = value * 100 if value <= 1 else value
+    elif method == "percentile":
+        del settings["method"]
+    return settings
 
 
 def _bypass(graph: onnx.GraphProto, node: onnx.NodeProto) -> list[tuple[onnx.NodeProto, int]]:
