@@ -12,7 +12,9 @@ from its inputs to its outputs. Emitted configs use only entries that mean the s
 
 from __future__ import annotations
 
+import json
 from collections import deque
+from pathlib import Path
 
 from autoprec.errors import UserError
 from autoprec.hardware import HardwareProfile
@@ -60,6 +62,16 @@ def to_quant_config(
             entry[f"input{index}"] = qtype
         config["node_config"][node.name] = entry
     return config
+
+
+def read_quant_config(path: Path) -> dict:
+    """A quant_config JSON file (one-line errors for a missing file or bad JSON)."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such config file")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from exc
 
 
 def from_quant_config(model: CalibratedModel, config: dict, profile: HardwareProfile) -> dict[str, str]:

@@ -44,6 +44,7 @@ EXPECTED = {
     "w3_HzCalibration": ("weight", "int8", 0, True),
     "c3_HzCalibration": ("feature", "int8", None, True),  # on a graph output
 }
+GENERIC = get_profile("generic")
 CHANGES = {"x_HzCalibration": "int16", "w1_HzCalibration": "int16", "r1_HzCalibration": "int16",
            "w2_HzCalibration": "int8", "c2_HzCalibration": "int8", "wt_HzCalibration": "int16"}  # fmt: skip
 
@@ -149,6 +150,8 @@ def attrs_equal(a: list[float], b: list) -> bool:
         ("x_HzCalibration", {"constant": 0}, "still being calibrated"),
         ("x_HzCalibration", {"scales": [0.0]}, "finite and positive"),
         ("r1_HzCalibration", {"thresholds": [0.0, 1.0, 2.0, 3.0]}, "asymmetric thresholds"),
+        ("w1_HzCalibration", {"thresholds": [1.0, 2.0]}, "2 thresholds but 8 scales"),
+        ("x_HzCalibration", {"quant_attrs": 139537}, "weight node on a computed tensor"),
     ],
 )
 def test_what_autoprec_cannot_reproduce_is_a_one_line_error(node, attrs, message, tmp_path, run_cli):
@@ -187,32 +190,30 @@ def test_config_means_what_hmct_reads(hmct_file):
 
 def test_search_inside_an_hmct_folder_writes_both_hand_offs(vad_workdir, tmp_path, run_cli):
     """The no-HMCT demo path: a QDQ calibrated model -> HMCT form -> search there -> both hand-off forms."""
-    folder = tmp_path / "model_output"
+    folder, handoff = tmp_path / "model_output", tmp_path / "handoff"
     code, stderr = run_cli("export", vad_workdir, "--format", "hmct", "-o", folder / "calibrated_model.onnx")
     assert code == 0, stderr
     shutil.copytree(vad_workdir / "calibration_data", folder / "calibration_data")
-    converted, qdq = CalibratedModel.load(folder / "calibrated_model.onnx"), CalibratedModel.load(vad_workdir / "calibrated_model.onnx")
-    assert len(converted.calibration) == len(qdq.calibration)
-    feeds = [Evaluator(EvalSpec(str(vad_workdir / "calibrated_model.onnx"), str(folder / "calibration_data"), 2)).sample(i) for i in range(2)]
-    outputs = [o.name for o in qdq.model.graph.output]
-    all8 = {n: "int8" for n in converted.calibration}
-    for a, b in zip((Simulator(converted).session(all8).run(outputs, f) for f in feeds),
-                    (Simulator(qdq).session({n: "int8" for n in qdq.calibration}).run(outputs, f) for f in feeds)):  # fmt: skip
-        assert all(np.array_equal(x, y) for x, y in zip(a, b))  # the conversion keeps autoprec's exact scales
+    qdq = Evaluator(EvalSpec(str(vad_workdir / "calibrated_model.onnx"), str(vad_workdir / "calibration_data")))
+    converted = Evaluator(EvalSpec(str(folder / "calibrated_model.onnx"), str(folder / "calibration_data")))
+    assert converted.model.settings["method"] == "max"  # how autoprec calibrated, as HMCT's cali_attrs
+    all8 = [{n: "int8" for n in e.model.calibration} for e in (qdq, converted)]
+    assert len(all8[0]) == len(all8[1])  # the conversion keeps autoprec's exact scales: identical outputs
+    for sample_a, sample_b in zip(qdq.outputs_of(all8[0], [0, 1]), converted.outputs_of(all8[1], [0, 1])):
+        assert all(np.array_equal(a, b) for a, b in zip(sample_a, sample_b, strict=True))
 
     code, stderr = run_cli("search", "--target", 0.87, "--budget", 12, "--quiet", cwd=folder)
     assert code == 0, stderr
-    out = folder / "autoprec_out"
-    result = json.loads((out / "result.json").read_text())
-    assert result["meets_target"]
-    code, stderr = run_cli("export", "--config", out / "quant_config.json", "-o", tmp_path / "handoff" / "calibrated_model.onnx", cwd=folder)
+    config_path = folder / "autoprec_out" / "quant_config.json"
+    result = json.loads((folder / "autoprec_out" / "result.json").read_text())
+    assert result["meets_target"] and result["winner"]["entries"] > 0
+    code, stderr = run_cli("export", "--config", config_path, "-o", handoff / "calibrated_model.onnx", cwd=folder)
     assert code == 0, stderr
-    assert json.loads((tmp_path / "handoff" / "quant_config.json").read_text()) == json.loads((out / "quant_config.json").read_text())
-    # the rewritten calibrated model, as HMCT would compile it (its own qtypes), gives the reported numbers
-    shutil.copytree(folder / "calibration_data", tmp_path / "handoff" / "calibration_data")
-    handoff = Evaluator(EvalSpec(str(tmp_path / "handoff" / "calibrated_model.onnx"), str(tmp_path / "handoff" / "calibration_data")))
-    scores = handoff.evaluate(handoff.model.assignment())
+    assert json.loads((handoff / "quant_config.json").read_text()) == json.loads(config_path.read_text())
+    # the rewritten calibrated model, as HMCT compiles it (its own qtypes), gives the numbers the search reported
+    shutil.copytree(folder / "calibration_data", handoff / "calibration_data")
+    tuned = Evaluator(EvalSpec(str(handoff / "calibrated_model.onnx"), str(handoff / "calibration_data")))
+    assert tuned.model.assignment() == from_quant_config(converted.model, json.loads(config_path.read_text()), GENERIC)
+    scores = tuned.evaluate(tuned.model.assignment())
     for output, row in result["winner"]["outputs"].items():
         assert scores.aggregate(output, "cosine-similarity") == row["value"]
-    winner = from_quant_config(converted, json.loads((out / "quant_config.json").read_text()), get_profile("generic"))
-    assert handoff.model.assignment() == winner

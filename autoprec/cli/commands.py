@@ -80,16 +80,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from autoprec.engine.target import build_target
     from autoprec.evaluate import EvalSpec, Evaluator
     from autoprec.hardware import get_profile
-    from autoprec.quant_config import from_quant_config, to_quant_config
+    from autoprec.quant_config import from_quant_config, read_quant_config, to_quant_config
     from autoprec.report import scores_table
 
     config_path = Path(args.config)
-    if not config_path.is_file():
-        raise UserError(f"{config_path}: no such config file")
-    try:
-        config = json.loads(config_path.read_text())
-    except ValueError as exc:
-        raise UserError(f"{config_path}: not valid JSON ({exc})") from exc
+    config = read_quant_config(config_path)
     model_path, data_path = resolve_workdir(args.workdir, args.data)
     spec = EvalSpec(str(model_path), str(data_path), args.num_samples, args.task_metric)
     evaluator = Evaluator(spec, jobs=args.jobs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from rich.console import Console
@@ -28,17 +27,10 @@ def add_export_parser(sub: argparse._SubParsersAction, common: argparse.Argument
 
 def cmd_export_hmct(args: argparse.Namespace) -> int:
     from autoprec.hardware import get_profile
+    from autoprec.quant_config import read_quant_config
 
     model_path, _ = resolve_workdir(args.workdir)
-    config = None
-    if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise UserError(f"{path}: no such config file; pass the quant_config.json of a search")
-        try:
-            config = json.loads(path.read_text())
-        except ValueError as exc:
-            raise UserError(f"{path}: not valid JSON ({exc})") from exc
+    config = read_quant_config(Path(args.config)) if args.config else None
     written = export_hmct(model_path, Path(args.out), config, get_profile(args.profile), args.force)
     console.print(f"[green]wrote[/] {written} and {Path(args.out).parent / 'quant_config.json'}")
     return 0

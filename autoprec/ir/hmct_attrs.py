@@ -107,6 +107,8 @@ def ranges(name: str, attrs: dict) -> tuple[np.ndarray, np.ndarray, int | None]:
     if is_symmetric(attrs):
         thresholds = np.asarray(attrs.get("thresholds") or (scales * qmax).tolist(), dtype=np.float64)
         per_channel = thresholds.size > 1
+        if thresholds.size != scales.size:
+            raise UserError(f"{name}: {thresholds.size} thresholds but {scales.size} scales; recalibrate in HMCT")
         rmin, rmax = -np.abs(thresholds), np.abs(thresholds)
     else:
         thresholds = np.asarray(attrs.get("thresholds", []), dtype=np.float64)

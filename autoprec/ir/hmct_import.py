@@ -30,7 +30,7 @@ from autoprec.ir.hmct_attrs import (
 )
 from autoprec.ir.model import CalibratedModel
 from autoprec.ir.qdq_import import name_nodes
-from autoprec.ir.records import FEATURE, CalibrationNode
+from autoprec.ir.records import FEATURE, WEIGHT, CalibrationNode
 
 TARGET_OPSET = 21  # int16 QuantizeLinear/DequantizeLinear
 CALIBRATION_METHODS = {1: "max", 2: "kl", 4: "percentile"}  # HMCT's cali_attrs codes autoprec names the same
@@ -63,6 +63,8 @@ def from_hmct(model: onnx.ModelProto, source: str = "model") -> CalibratedModel:
             raise UserError(f"{source}: {node.name} feeds another int8/int16 HzCalibration node (unsupported chain)")
         rmin, rmax, axis = ranges(node.name, attrs)
         tensor = node.input[0]
+        if tensor_type(attrs, tensor in inits) == WEIGHT and tensor not in inits:
+            raise UserError(f"{source}: {node.name} is a weight node on a computed tensor '{tensor}' (unsupported)")
         calibration[node.name] = CalibrationNode(
             name=node.name,
             tensor=tensor,
