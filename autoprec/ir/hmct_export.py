@@ -20,6 +20,7 @@ from autoprec.errors import UserError
 from autoprec.ir.hmct_attrs import HZ_DOMAIN, HZ_OP, SEARCHABLE, is_hz, qtype_of, quant_attrs_bits
 from autoprec.ir.hmct_import import CALIBRATION_METHODS
 from autoprec.ir.model import CalibratedModel
+from autoprec.ir.qdq_import import name_nodes
 from autoprec.ir.records import WEIGHT, CalibrationNode
 
 
@@ -38,6 +39,7 @@ def edit_hmct(original: onnx.ModelProto, model: CalibratedModel, qtypes: dict[st
     """`original` with its calibration nodes' qtypes (and, where they change, scales) set from `qtypes`."""
     edited = onnx.ModelProto()
     edited.CopyFrom(original)
+    name_nodes(edited.graph)  # as on import: unnamed nodes get the names the calibration nodes carry
     for node in edited.graph.node:
         cal = model.calibration.get(node.name) if is_hz(node) else None
         if cal is None or qtypes[cal.name] == qtype_of(cal.source or {}):

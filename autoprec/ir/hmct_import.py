@@ -58,6 +58,7 @@ def from_hmct(model: onnx.ModelProto, source: str = "model") -> CalibratedModel:
     for node, attrs in hz:
         if kinds[node.name] != "search":
             continue
+        on_output = any(o.name == node.output[0] for o in graph.output)
         uses = _bypass(graph, node)
         if any(is_hz(user) for user, _ in uses):
             raise UserError(f"{source}: {node.name} feeds another int8/int16 HzCalibration node (unsupported chain)")
@@ -75,6 +76,7 @@ def from_hmct(model: onnx.ModelProto, source: str = "model") -> CalibratedModel:
             rmax=rmax,
             symmetric=is_symmetric(attrs),
             axis=axis,
+            folded=on_output,  # no node_config entry addresses it, so the search keeps it int8
             source=attrs,
         )
     kept = [n for n in graph.node if not is_hz(n)]
