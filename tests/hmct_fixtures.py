@@ -59,7 +59,7 @@ def build() -> onnx.ModelProto:
     w2 = RNG.normal(0, 0.2, (8, 8, 1, 1)).astype(np.float32)
     wt = RNG.normal(0, 0.3, (8, 2, 3, 3)).astype(np.float32)  # ConvTranspose, group 2: Cin 8, Cout 4
     w3 = RNG.normal(0, 0.3, (4, 4, 1, 1)).astype(np.float32)
-    inits = [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (w2, "w2"), (wt, "wt"), (w3, "w3"))]
+    inits = [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (w2, "w2"), (wt, "wt"))]
     nodes = [
         feature("x", 3.0),
         weight("w1", w1, 0),
@@ -79,6 +79,7 @@ def build() -> onnx.ModelProto:
         feature("x", 3.0, suffix="_off", switch="OFF"),
         helper.make_node("Mul", ["s1_calibrated", "x_calibrated_off"], ["m1"], name="mul"),
         feature("m1", 2.0, qtype="int16"),
+        helper.make_node("Constant", [], ["w3"], name="w3_const", value=numpy_helper.from_array(w3)),  # a Constant
         weight("w3", w3, 0),
         helper.make_node("Conv", ["m1_calibrated", "w3_calibrated"], ["c3"], name="conv3"),
         feature("c3", 4.0),  # on a graph output

@@ -10,7 +10,7 @@ with its thresholds and the exact scales autoprec used (`constant = 2`: the scal
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 
 import numpy as np
 import onnx
@@ -66,7 +66,7 @@ def build_hmct(model: CalibratedModel, qtypes: dict[str, str]) -> onnx.ModelProt
     seen: Counter = Counter()
     order = {n.name: k for k, n in enumerate(graph.node)}
     by_name = {n.name: n for n in graph.node}
-    inserts: list[tuple[int, onnx.NodeProto]] = []
+    before: dict[int, list[onnx.NodeProto]] = defaultdict(list)  # graph position -> nodes to insert there
     for cal in model.calibration.values():
         seen[cal.tensor] += 1
         suffix = f"_{seen[cal.tensor]}" if per_tensor[cal.tensor] > 1 else ""
@@ -76,9 +76,10 @@ def build_hmct(model: CalibratedModel, qtypes: dict[str, str]) -> onnx.ModelProt
                                 domain=HZ_DOMAIN, **attrs)  # fmt: skip
         for consumer, index in cal.consumers:
             by_name[consumer].input[index] = output
-        inserts.append((min(order[c] for c, _ in cal.consumers), node))
-    for position, node in sorted(inserts, key=lambda item: item[0], reverse=True):
-        graph.node.insert(position, node)
+        before[min(order[c] for c, _ in cal.consumers)].append(node)
+    nodes = [new for k, node in enumerate(graph.node) for new in (*before[k], node)]
+    del graph.node[:]
+    graph.node.extend(nodes)
     built.opset_import.append(helper.make_opsetid(HZ_DOMAIN, 1))
     return built
 

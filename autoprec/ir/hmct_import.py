@@ -11,6 +11,8 @@ stay in the graph as what their kernel computes, in every evaluation and in the 
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper, version_converter
@@ -50,16 +52,19 @@ def from_hmct(model: onnx.ModelProto, source: str = "model") -> CalibratedModel:
     _constants_to_initializers(graph)
     hz = [(n, read_attributes(n)) for n in graph.node if is_hz(n)]
     kinds = {n.name: node_kind(n.name, attrs) for n, attrs in hz}
+    if len(kinds) != len(hz):
+        raise UserError(f"{source}: two HzCalibration nodes share a name; give every node a unique name")
+    rewiring = _Rewiring(graph)
     for node, _ in hz:  # fixed nodes first, so a searchable node feeding one sees its rendered form
         if kinds[node.name] != "search":
-            _render_fixed(graph, node, kinds[node.name])
+            rewiring.render_fixed(node, kinds[node.name])
     inits = {i.name for i in graph.initializer}
     calibration: dict[str, CalibrationNode] = {}
     for node, attrs in hz:
         if kinds[node.name] != "search":
             continue
-        on_output = any(o.name == node.output[0] for o in graph.output)
-        uses = _bypass(graph, node)
+        on_output = node.output[0] in rewiring.outputs
+        uses = rewiring.bypass(node)
         if any(is_hz(user) for user, _ in uses):
             raise UserError(f"{source}: {node.name} feeds another int8/int16 HzCalibration node (unsupported chain)")
         rmin, rmax, axis = ranges(node.name, attrs)
@@ -79,9 +84,7 @@ def from_hmct(model: onnx.ModelProto, source: str = "model") -> CalibratedModel:
             folded=on_output,  # no node_config entry addresses it, so the search keeps it int8
             source=attrs,
         )
-    kept = [n for n in graph.node if not is_hz(n)]
-    del graph.node[:]
-    graph.node.extend(kept)
+    rewiring.apply()
     _drop_domain(stripped)
     if not calibration:
         raise UserError(f"{source}: no int8/int16 HzCalibration nodes with scales; nothing for autoprec to search")
@@ -108,51 +111,76 @@ def calibration_settings(calibration: dict[str, CalibrationNode]) -> dict:
     return settings
 
 
-def _bypass(graph: onnx.GraphProto, node: onnx.NodeProto) -> list[tuple[onnx.NodeProto, int]]:
-    """Point every reader of the node's output at its input; a graph output is kept by an Identity reader."""
-    source, output = node.input[0], node.output[0]
-    if any(o.name == output for o in graph.output):
-        node.output[0] = output + "/hz"
-        identity = helper.make_node("Identity", [node.output[0]], [output], name=node.name + "/output")
-        graph.node.insert(list(graph.node).index(node) + 1, identity)
-        output = node.output[0]
-    uses = [(n, i) for n in graph.node for i, name in enumerate(n.input) if name == output and n is not node]
-    for user, i in uses:
-        user.input[i] = source
-    return uses
+class _Rewiring:
+    """Takes HzCalibration nodes out of a graph: readers are pointed past them (one use map, one rebuild)."""
 
+    def __init__(self, graph: onnx.GraphProto):
+        self.graph = graph
+        self.outputs = {o.name for o in graph.output}
+        self.uses: dict[str, list[tuple[onnx.NodeProto, int]]] = defaultdict(list)
+        for node in graph.node:
+            for i, name in enumerate(node.input):
+                self.uses[name].append((node, i))
+        self.replacements: dict[str, list[onnx.NodeProto]] = {}  # by node name (unique: name_nodes)
 
-def _render_fixed(graph: onnx.GraphProto, node: onnx.NodeProto, kind: str) -> None:
-    """Replace a node the search does not change by what its kernel computes (nothing, or a cast and back)."""
-    if kind == "identity":
-        _bypass(graph, node)
-        graph.node.remove(node)
-        return
-    position = list(graph.node).index(node)
-    source, output, qtype = node.input[0], node.output[0], qtype_of(read_attributes(node))
-    low = f"{node.name}/{qtype}"
-    new = [helper.make_node("Cast", [source], [low], name=low + "/Cast", to=CASTS[qtype]),
-           helper.make_node("Cast", [low], [output], name=low + "/CastBack", to=onnx.TensorProto.FLOAT)]  # fmt: skip
-    if qtype == "float16":  # HMCT saturates; a plain cast would give inf
-        new[0].input[0] = low + "/saturated"
-        bounds = [numpy_helper.from_array(np.array(v, np.float32), f"{low}/{k}")
-                  for k, v in (("min", -FLOAT16_MAX), ("max", FLOAT16_MAX))]  # fmt: skip
-        graph.initializer.extend(bounds)
-        clip = helper.make_node("Clip", [source, *(b.name for b in bounds)], [new[0].input[0]], name=low + "/Clip")
-        new.insert(0, clip)
-    graph.node.remove(node)
-    for k, item in enumerate(new):
-        graph.node.insert(position + k, item)
+    def bypass(self, node: onnx.NodeProto) -> list[tuple[onnx.NodeProto, int]]:
+        """Point every reader of the node's output at its input (a graph output: an Identity reader)."""
+        source, output = node.input[0], node.output[0]
+        self.uses[source] = [(user, i) for user, i in self.uses[source] if user is not node]
+        uses = self.uses.pop(output, [])
+        if output in self.outputs:
+            identity = helper.make_node("Identity", [source], [output], name=node.name + "/output")
+            self.replacements[node.name] = [identity]
+            uses.append((identity, 0))
+        for user, i in uses:
+            user.input[i] = source
+        self.uses[source].extend(uses)
+        return uses
+
+    def render_fixed(self, node: onnx.NodeProto, kind: str) -> None:
+        """Replace a node the search does not change by what its kernel computes (nothing, or a cast and back)."""
+        if kind == "identity":
+            self.bypass(node)
+            return
+        source, output, qtype = node.input[0], node.output[0], qtype_of(read_attributes(node))
+        low = f"{node.name}/{qtype}"
+        new = [helper.make_node("Cast", [source], [low], name=low + "/Cast", to=CASTS[qtype]),
+               helper.make_node("Cast", [low], [output], name=low + "/Back", to=onnx.TensorProto.FLOAT)]  # fmt: skip
+        if qtype == "float16":  # HMCT saturates; a plain cast would give inf
+            new[0].input[0] = low + "/saturated"
+            bounds = [numpy_helper.from_array(np.array(v, np.float32), f"{low}/{k}")
+                      for k, v in (("min", -FLOAT16_MAX), ("max", FLOAT16_MAX))]  # fmt: skip
+            self.graph.initializer.extend(bounds)
+            new.insert(0, helper.make_node("Clip", [source, *(b.name for b in bounds)], [new[0].input[0]],
+                                           name=low + "/Clip"))  # fmt: skip
+        self.uses[source] = [(new[0], 0) if user is node else (user, i) for user, i in self.uses[source]]
+        self.replacements[node.name] = new
+
+    def apply(self) -> None:
+        """Rebuild the node list: each HzCalibration node gone or replaced, everything else in place."""
+        nodes = []
+        for node in self.graph.node:
+            if is_hz(node):
+                nodes.extend(self.replacements.get(node.name, []))
+            else:
+                nodes.append(node)
+        del self.graph.node[:]
+        self.graph.node.extend(nodes)
 
 
 def _constants_to_initializers(graph: onnx.GraphProto) -> None:
     """Constant nodes feeding a calibration node become initializers (weights are read from initializers)."""
     calibrated = {n.input[0] for n in graph.node if is_hz(n)}
-    for node in [n for n in graph.node if n.op_type == "Constant" and n.output[0] in calibrated]:
-        value = next((a.t for a in node.attribute if a.name == "value"), None)
-        if value is not None:
+    folded = set()
+    for node in graph.node:
+        value = next((a.t for a in node.attribute if a.name == "value"), None) if node.op_type == "Constant" else None
+        if value is not None and node.output[0] in calibrated:
             graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(value), node.output[0]))
-            graph.node.remove(node)
+            folded.add(node.output[0])
+    if folded:
+        kept = [n for n in graph.node if n.op_type != "Constant" or n.output[0] not in folded]
+        del graph.node[:]
+        graph.node.extend(kept)
 
 
 def _drop_domain(model: onnx.ModelProto) -> None:
