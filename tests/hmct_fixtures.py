@@ -54,7 +54,7 @@ def asymmetric(tensor: str, low: float, high: float) -> onnx.NodeProto:
 
 def build() -> onnx.ModelProto:
     """One graph with every attribute case: per tensor, per channel, asymmetric, int16, legacy `bits`,
-    float16, float32, switch OFF, grouped ConvTranspose, a calibration node on a graph output."""
+    float16, bfloat16, float32, switch OFF, grouped ConvTranspose, a Constant weight, a node on a graph output."""
     w1 = RNG.normal(0, 0.3, (8, 4, 3, 3)).astype(np.float32)
     w2 = RNG.normal(0, 0.2, (8, 8, 1, 1)).astype(np.float32)
     wt = RNG.normal(0, 0.3, (8, 2, 3, 3)).astype(np.float32)  # ConvTranspose, group 2: Cin 8, Cout 4
@@ -76,9 +76,11 @@ def build() -> onnx.ModelProto:
         feature("t1", 6.0, qtype="float16"),
         helper.make_node("Sigmoid", ["t1_calibrated"], ["s1"], name="sigmoid"),
         feature("s1", 1.0, qtype="float32"),
+        feature("s1", 1.0, suffix="_bf16", qtype="bfloat16"),
         feature("x", 3.0, suffix="_off", switch="OFF"),
-        helper.make_node("Mul", ["s1_calibrated", "x_calibrated_off"], ["m1"], name="mul"),
-        feature("m1", 2.0, qtype="int16"),
+        helper.make_node("Mul", ["s1_calibrated", "x_calibrated_off"], ["m0"], name="mul"),
+        helper.make_node("Add", ["m0", "s1_calibrated_bf16"], ["m1"], name="add"),
+        feature("m1", 2.0, qtype="int16", constant=2, scales=[2.0 / 30000]),  # scales are the truth, not 2/32767
         helper.make_node("Constant", [], ["w3"], name="w3_const", value=numpy_helper.from_array(w3)),  # a Constant
         weight("w3", w3, 0),
         helper.make_node("Conv", ["m1_calibrated", "w3_calibrated"], ["c3"], name="conv3"),
@@ -120,6 +122,9 @@ def kernel_equivalent(model: onnx.ModelProto) -> onnx.ModelProto:
             graph.initializer.extend([lo, hi])
             graph.node.extend([helper.make_node("Clip", [x, lo.name, hi.name], [p + "_c"]),
                                helper.make_node("Cast", [p + "_c"], [p + "_h"], to=TensorProto.FLOAT16),
+                               helper.make_node("Cast", [p + "_h"], [y], to=TensorProto.FLOAT)])  # fmt: skip
+        elif qtype == "bfloat16":
+            graph.node.extend([helper.make_node("Cast", [x], [p + "_h"], to=TensorProto.BFLOAT16),
                                helper.make_node("Cast", [p + "_h"], [y], to=TensorProto.FLOAT)])  # fmt: skip
         else:
             graph.node.extend(_qdq(graph, a, qtype, x, y, p))
