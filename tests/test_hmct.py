@@ -122,6 +122,8 @@ def test_raise_recomputes_scales_and_export_is_what_was_searched(hmct_file, tmp_
             expected = (np.asarray(old["thresholds"], np.float64) / (2 ** (bits - 1) - 1)).astype(np.float32)
             assert np.array_equal(np.asarray(attrs["scales"], np.float32), expected), name
     assert "bits" in after["c2_HzCalibration"] and "qtype" not in after["c2_HzCalibration"]  # legacy form kept
+    with pytest.raises(UserError, match="no HzCalibration form"):  # HMCT's int16-ec encoding is not public
+        to_hmct(original, model, {"w1_HzCalibration": "ec"})
     r1_scale = np.float32((4.0 - 0.0) / 65535)
     assert attrs_equal(after["r1_HzCalibration"]["scales"], [r1_scale])
     assert after["r1_HzCalibration"]["zero_point"] == [int(32767 - np.round(4.0 / np.float64(r1_scale)))]
@@ -193,17 +195,21 @@ def test_config_means_what_hmct_reads(hmct_file):
 def test_search_inside_an_hmct_folder_writes_both_hand_offs(vad_workdir, tmp_path, run_cli):
     """The no-HMCT demo path: a QDQ calibrated model -> HMCT form -> search there -> both hand-off forms."""
     folder, handoff = tmp_path / "model_output", tmp_path / "handoff"
-    code, stderr = run_cli("export", vad_workdir, "--format", "hmct", "-o", folder / "calibrated_model.onnx")
+    model_file = folder / "vad_calibrated_model.onnx"  # HMCT names it <output_model_file_prefix>_calibrated_model
+    code, stderr = run_cli("export", vad_workdir, "--format", "hmct", "-o", model_file)
     assert code == 0, stderr
     shutil.copytree(vad_workdir / "calibration_data", folder / "calibration_data")
     qdq = Evaluator(EvalSpec(str(vad_workdir / "calibrated_model.onnx"), str(vad_workdir / "calibration_data")))
-    converted = Evaluator(EvalSpec(str(folder / "calibrated_model.onnx"), str(folder / "calibration_data")))
+    converted = Evaluator(EvalSpec(str(model_file), str(folder / "calibration_data")))
     assert converted.model.settings["method"] == "max"  # how autoprec calibrated, as HMCT's cali_attrs
     all8 = [{n: "int8" for n in e.model.calibration} for e in (qdq, converted)]
     assert len(all8[0]) == len(all8[1])  # the conversion keeps autoprec's exact scales: identical outputs
     for sample_a, sample_b in zip(qdq.outputs_of(all8[0], [0, 1]), converted.outputs_of(all8[1], [0, 1])):
         assert all(np.array_equal(a, b) for a, b in zip(sample_a, sample_b, strict=True))
 
+    for command in (["baseline", "--json"], ["sensitivity", "--json", "--num-samples", "1"]):
+        proc = run_cli(*command, cwd=folder)
+        assert proc[0] == 0 and json.loads(proc.stdout), proc[1]
     code, stderr = run_cli("search", "--target", 0.87, "--budget", 12, "--quiet", cwd=folder)
     assert code == 0, stderr
     config_path = folder / "autoprec_out" / "quant_config.json"
@@ -212,6 +218,8 @@ def test_search_inside_an_hmct_folder_writes_both_hand_offs(vad_workdir, tmp_pat
     code, stderr = run_cli("export", "--config", config_path, "-o", handoff / "calibrated_model.onnx", cwd=folder)
     assert code == 0, stderr
     assert json.loads((handoff / "quant_config.json").read_text()) == json.loads(config_path.read_text())
+    proc = run_cli("evaluate", "--config", handoff / "quant_config.json", "--target", 0.87, "--json", cwd=folder)
+    assert proc[0] == 0 and json.loads(proc.stdout)["meets_target"], proc[1]
     # the rewritten calibrated model, as HMCT compiles it (its own qtypes), gives the numbers the search reported
     shutil.copytree(folder / "calibration_data", handoff / "calibration_data")
     tuned = Evaluator(EvalSpec(str(handoff / "calibrated_model.onnx"), str(handoff / "calibration_data")))

@@ -54,6 +54,7 @@ def from_hmct(model: onnx.ModelProto, source: str = "model") -> CalibratedModel:
     kinds = {n.name: node_kind(n.name, attrs) for n, attrs in hz}
     if len(kinds) != len(hz):
         raise UserError(f"{source}: two HzCalibration nodes share a name; give every node a unique name")
+    normal = {n.name for n in graph.node if not is_hz(n)}
     rewiring = _Rewiring(graph)
     for node, _ in hz:  # fixed nodes first, so a searchable node feeding one sees its rendered form
         if kinds[node.name] != "search":
@@ -63,14 +64,17 @@ def from_hmct(model: onnx.ModelProto, source: str = "model") -> CalibratedModel:
     for node, attrs in hz:
         if kinds[node.name] != "search":
             continue
-        on_output = node.output[0] in rewiring.outputs
         uses = rewiring.bypass(node)
+        if not uses:
+            continue  # nothing reads it
         if any(is_hz(user) for user, _ in uses):
             raise UserError(f"{source}: {node.name} feeds another int8/int16 HzCalibration node (unsupported chain)")
         rmin, rmax, axis = ranges(node.name, attrs)
         tensor = node.input[0]
         if tensor_type(attrs, tensor in inits) == WEIGHT and tensor not in inits:
             raise UserError(f"{source}: {node.name} is a weight node on a computed tensor '{tensor}' (unsupported)")
+        # read by a model output's Identity or a fixed node's cast: no node_config entry addresses it
+        addressable = all(user.name in normal for user, _ in uses)
         calibration[node.name] = CalibrationNode(
             name=node.name,
             tensor=tensor,
@@ -81,7 +85,7 @@ def from_hmct(model: onnx.ModelProto, source: str = "model") -> CalibratedModel:
             rmax=rmax,
             symmetric=is_symmetric(attrs),
             axis=axis,
-            folded=on_output,  # no node_config entry addresses it, so the search keeps it int8
+            folded=not addressable,  # so the search never raises it
             source=attrs,
         )
     rewiring.apply()
