@@ -92,6 +92,8 @@ def test_simulation_equals_the_kernel_bit_for_bit(hmct_file):
     model = CalibratedModel.load(hmct_file)
     feeds = samples(3)
     assert_bit_exact(run_sim(model, model.assignment(), feeds), run_ort(kernel_equivalent(original), feeds))
+    for assignment in (model.assignment(), {**model.assignment(), **CHANGES}):  # and its QDQ export, grouped too
+        assert_bit_exact(run_sim(model, assignment, feeds), run_ort(model.to_onnx(assignment), feeds))
     # the float reference: every search node passing through (float16 stays its cast: the search never changes it)
     passing = onnx.load(hmct_file)
     for node in passing.graph.node:

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from autoprec.ir.hmct_attrs import GroupedQuantParams
 from autoprec.ir.records import WEIGHT, CalibrationNode, QuantParams, graph_maps
 
 if TYPE_CHECKING:
@@ -137,6 +138,8 @@ def strip_ec(model: onnx.ModelProto) -> tuple[onnx.ModelProto, set[tuple[str, in
 
 
 def qdq_nodes(name: str, tensor: str, params: QuantParams, graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    if isinstance(params, GroupedQuantParams) and (grouped := params.grouped_qdq_nodes(name, tensor, graph)):
+        return grouped  # an HMCT grouped ConvTranspose weight: one scale per true output channel
     scale, zero_point = f"{name}/scale", f"{name}/zero_point"
     graph.initializer.extend(
         [numpy_helper.from_array(params.scale, scale), numpy_helper.from_array(params.zero_point, zero_point)]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from autoprec.errors import UserError
 from autoprec.ir.records import FEATURE, WEIGHT, QuantParams
@@ -165,6 +165,35 @@ class GroupedQuantParams(QuantParams):
         zp = self.zero_point.astype(np.float32).reshape(shape)
         q = np.clip(np.round(grouped / scale) + zp, self.qmin, self.qmax)
         return ((q - zp) * scale).reshape(x.shape).astype(np.float32)
+
+    def grouped_qdq_nodes(self, name: str, tensor: str, graph: onnx.GraphProto) -> list[onnx.NodeProto] | None:
+        """Q/DQ of a grouped weight as standard ONNX (None if not grouped): (Cin, Cout/g, k...) is viewed as
+        (Cin/g, g * Cout/g, k...) by Reshape/Transpose, quantized per axis 1, and viewed back."""
+        weight = next((i for i in graph.initializer if i.name == tensor), None)
+        g = self.groups
+        if weight is None or self.axis != 1 or g <= 1 or self.scale.size != g * weight.dims[1]:
+            return None
+        cin, cout, *kernel = weight.dims
+        views = {key: numpy_helper.from_array(np.array(shape, np.int64), f"{name}/shape_{key}") for key, shape in (
+            ("split", [g, cin // g, cout, *kernel]), ("flat", [cin // g, g * cout, *kernel]),
+            ("unflat", [cin // g, g, cout, *kernel]), ("whole", [cin, cout, *kernel]))}  # fmt: skip
+        params = [numpy_helper.from_array(self.scale, f"{name}/scale"),
+                  numpy_helper.from_array(self.zero_point, f"{name}/zero_point")]  # fmt: skip
+        graph.initializer.extend([*views.values(), *params])
+        perm = [1, 0, *range(2, 2 + 1 + len(kernel))]
+        qdq = [f"{name}/flat", params[0].name, params[1].name]
+        steps = [
+            ("Reshape", [tensor, views["split"].name], "split"), ("Transpose", [f"{name}/split"], "swapped"),
+            ("Reshape", [f"{name}/swapped", views["flat"].name], "flat"), ("QuantizeLinear", qdq, "quantized"),
+            ("DequantizeLinear", [f"{name}/quantized", *qdq[1:]], "flat_dq"),
+            ("Reshape", [f"{name}/flat_dq", views["unflat"].name], "unflat"), ("Transpose", [f"{name}/unflat"], "back"),
+            ("Reshape", [f"{name}/back", views["whole"].name], "dequantized"),
+        ]  # fmt: skip
+        return [
+            helper.make_node(op, inputs, [f"{name}/{out}"], name=f"{name}/{out}/{op}",
+                             **({"perm": perm} if op == "Transpose" else {"axis": 1} if "Linear" in op else {}))
+            for op, inputs, out in steps
+        ]  # fmt: skip
 
 
 def quant_attrs_bits(symmetric: bool, per_channel: bool, weight: bool) -> int:
