@@ -77,7 +77,7 @@ class CalibrationNode:
     rmax: np.ndarray
     symmetric: bool = True
     axis: int | None = None
-    folded: bool = False  # never raised: a weight stored pre-quantized, or an HMCT node on a model output
+    folded: bool = False  # never raised: a weight stored pre-quantized, or an HMCT node no config can address
     source: dict | None = None  # HMCT: the HzCalibration attributes it was read from (autoprec.ir.hmct_attrs)
 
     def quant_params(self, qtype: str | None = None) -> QuantParams:
