@@ -126,6 +126,8 @@ def test_raise_recomputes_scales_and_export_is_what_was_searched(hmct_file, tmp_
     assert "bits" in after["c2_HzCalibration"] and "qtype" not in after["c2_HzCalibration"]  # legacy form kept
     with pytest.raises(UserError, match="no HzCalibration form"):  # HMCT's int16-ec encoding is not public
         to_hmct(original, model, {"w1_HzCalibration": "ec"})
+    floats = to_hmct(original, model, {"x_HzCalibration": "float16"})  # a float qtype: a fixed node on read-back
+    assert "x_HzCalibration" not in from_hmct(floats).calibration
     r1_scale = np.float32((4.0 - 0.0) / 65535)
     assert attrs_equal(after["r1_HzCalibration"]["scales"], [r1_scale])
     assert after["r1_HzCalibration"]["zero_point"] == [int(32767 - np.round(4.0 / np.float64(r1_scale)))]

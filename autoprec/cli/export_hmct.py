@@ -9,6 +9,7 @@ from rich.console import Console
 
 from autoprec.api import resolve_workdir
 from autoprec.errors import UserError
+from autoprec.ir.hmct_attrs import SEARCHABLE
 
 console = Console(stderr=True)
 
@@ -62,9 +63,10 @@ def export_hmct(model_path: Path, out: Path, config: dict | None, profile, force
 
 
 def _by_place(model, qtypes: dict[str, str]) -> dict[tuple, str]:
-    """Quantized calibration nodes keyed by (tensor, consumers): names differ between QDQ and HMCT forms."""
+    """int8/int16 calibration nodes keyed by (tensor, consumers): names differ between QDQ and HMCT forms (float
+    qtypes read back as fixed nodes, not calibration nodes)."""
     return {
         (cal.tensor, tuple(sorted(cal.consumers))): qtypes[name]
         for name, cal in model.calibration.items()
-        if qtypes[name] != "float32"
+        if qtypes[name] in SEARCHABLE
     }

@@ -17,7 +17,7 @@ import onnx
 from onnx import helper
 
 from autoprec.errors import UserError
-from autoprec.ir.hmct_attrs import HZ_DOMAIN, HZ_OP, SEARCHABLE, is_hz, qtype_of, quant_attrs_bits
+from autoprec.ir.hmct_attrs import CASTS, HZ_DOMAIN, HZ_OP, SEARCHABLE, is_hz, qtype_of, quant_attrs_bits
 from autoprec.ir.hmct_import import CALIBRATION_METHODS
 from autoprec.ir.model import CalibratedModel
 from autoprec.ir.qdq_import import name_nodes
@@ -28,8 +28,8 @@ def to_hmct(original: onnx.ModelProto, model: CalibratedModel, assignment: dict[
     """The HMCT calibrated model of `assignment` (`original`: the file `model` was loaded from)."""
     qtypes = {**model.assignment(), **assignment}
     for name, qtype in qtypes.items():
-        if qtype not in (*SEARCHABLE, "float32"):
-            raise UserError(f"{name}: qtype '{qtype}' has no HzCalibration form autoprec writes (int8, int16, float32)")
+        if qtype not in (*SEARCHABLE, *CASTS, "float32"):
+            raise UserError(f"{name}: qtype '{qtype}' has no HzCalibration form autoprec writes (int8, int16, float*)")
     if any(is_hz(n) for n in original.graph.node):
         return edit_hmct(original, model, qtypes)
     return build_hmct(model, qtypes)
