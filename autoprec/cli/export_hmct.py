@@ -15,7 +15,9 @@ console = Console(stderr=True)
 
 
 def add_export_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("export", parents=[common], help="write a config as a calibrated model (--format hmct)")
+    p = sub.add_parser(
+        "export", parents=[common], help="write a config as HMCT's calibrated model (HzCalibration nodes)"
+    )
     p.add_argument("workdir", nargs="?", default=".", help="model_output folder or calibrated model (default: .)")
     p.add_argument("--format", default="hmct", choices=["hmct"], help="hmct: HzCalibration nodes (default)")
     p.add_argument("--config", help="quant_config.json to apply (default: the model's own qtypes, a conversion)")

@@ -3,7 +3,8 @@
 - `records`: `CalibrationNode` (one quantize-dequantize point) and its `QuantParams`;
 - `model`: `CalibratedModel`, lookups and qtype / threshold edits;
 - `qdq_import` / `qdq_export`: reading any QDQ model, writing the static QDQ model of an assignment;
-- `ec`: the error-compensation rewrite (`<op>_split_low`) and its arithmetic.
+- `ec`: the error-compensation rewrite (`<op>_split_low`) and its arithmetic;
+- `hmct_import` / `hmct_export` / `hmct_attrs`: HMCT's calibrated model (HzCalibration nodes) in and out.
 """
 
 from autoprec.ir.ec import SPLIT_LOW
