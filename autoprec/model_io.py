@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -59,9 +60,45 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
+NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def strict(data: object) -> object:
+    """`data` with every non-finite float replaced by the string "NaN", "Infinity" or "-Infinity" (strict JSON
+    has no such numbers; `restore` turns them back)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return "NaN" if math.isnan(data) else ("Infinity" if data > 0 else "-Infinity")
+    if isinstance(data, dict):
+        return {k: strict(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [strict(v) for v in data]
+    return data
+
+
+def restore(data: object) -> object:
+    """The inverse of `strict`: "NaN", "Infinity" and "-Infinity" strings back to floats."""
+    if isinstance(data, str):
+        return NON_FINITE.get(data, data)
+    if isinstance(data, dict):
+        return {k: restore(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [restore(v) for v in data]
+    return data
+
+
+def dumps_json(data: object, indent: int | None = None) -> str:
+    """Strict JSON text of `data` (non-finite floats as strings, see `strict`)."""
+    return json.dumps(strict(data), indent=indent, allow_nan=False)
+
+
+def read_json(path: str | os.PathLike) -> object:
+    """JSON written by `save_json`, non-finite values restored to floats."""
+    return restore(json.loads(Path(path).read_text()))
+
+
 def save_json(data: object, path: str | os.PathLike) -> None:
-    """Write JSON atomically (a temp file renamed into place)."""
+    """Write strict JSON atomically (a temp file renamed into place)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
+    tmp.write_text(dumps_json(data, indent=2))
     os.replace(tmp, path)

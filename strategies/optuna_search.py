@@ -12,6 +12,8 @@ fails). Publishes nothing.
 
 from __future__ import annotations
 
+import sys
+
 import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
@@ -74,7 +76,7 @@ class OptunaSearch(Strategy):
                 return
             repeats = repeats + 1 if len(search.candidates) == before else 0
             spend -= len(search.candidates) - before
-            trial.set_constraint("shortfall", candidate.shortfall)
+            trial.set_constraint("shortfall", _constraint(candidate))
             study.tell(trial, candidate.cost)
 
     def _warm_start(
@@ -96,6 +98,12 @@ class OptunaSearch(Strategy):
                     params=params,
                     distributions=distributions,
                     value=candidate.cost,
-                    constraints={"shortfall": candidate.shortfall},
+                    constraints={"shortfall": _constraint(candidate)},
                 )
             )
+
+
+def _constraint(candidate) -> float:
+    """The shortfall as Optuna's constraint (> 0: infeasible); a non-finite output's infinite shortfall as the
+    largest float, so the ledger's journal stays strict JSON."""
+    return min(candidate.shortfall, sys.float_info.max)

@@ -14,6 +14,8 @@ detector level's tower feeds its cls and reg outputs), up to half the model's un
 
 from __future__ import annotations
 
+import math
+
 from autoprec.engine.regions import MAX_BLOCK_NODES, Region, discover
 from autoprec.strategy import Candidate, Option, SearchView, Strategy, SubgraphSpec, at_least, fraction
 
@@ -121,6 +123,7 @@ def base_candidate(search: SearchView) -> Candidate | None:
         c
         for c in search.candidates
         if not c.passed
+        and math.isfinite(c.shortfall)  # a NaN output is no base to repair
         and (best is None or c.cost < best.cost)
         and c.assignment == search.raise_units(search.raised_units(c))
     ]

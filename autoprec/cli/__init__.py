@@ -1,7 +1,7 @@
 """The `autoprec` command line: `main` maps every outcome to one exit code.
 
 0 ok / target met, 1 target not met, 2 user error (one line naming the problem and the fix),
-130 interrupted. `--debug` shows tracebacks.
+3 internal error (one line; the traceback goes to a log file), 130 interrupted. `--debug` shows tracebacks.
 """
 
 from __future__ import annotations
@@ -9,22 +9,34 @@ from __future__ import annotations
 from rich.console import Console
 from rich.markup import escape
 
+from autoprec.cli.crash import crash_line, write_crash_log
 from autoprec.cli.parser import build_parser
 from autoprec.errors import UserError
 
 console = Console(stderr=True)
+EXIT_OK, EXIT_NOT_MET, EXIT_USER_ERROR, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
     try:
         return args.func(args)
     except UserError as exc:
-        if getattr(args, "debug", False):
+        if debug:
             raise
-        console.print(f"[red]autoprec: error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        return 2
+        _error("error", str(exc))
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # anything else is autoprec's own failure: exit 3, never 1 ("target not met")
+        if debug:
+            raise
+        _error("internal error", crash_line(exc, write_crash_log(exc, getattr(args, "out", None))))
+        return EXIT_INTERNAL_ERROR
+
+
+def _error(label: str, message: str) -> None:
+    console.print(f"[red]autoprec: {label}:[/] {escape(message)}", highlight=False, soft_wrap=True)

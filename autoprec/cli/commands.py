@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from rich.console import Console
 
 from autoprec.api import resolve_workdir
 from autoprec.errors import UserError
+from autoprec.model_io import dumps_json, read_json, save_json
 
 console = Console(stderr=True)
 
@@ -59,7 +61,7 @@ def show_baselines(
     assignments = baseline_assignments(evaluator.model, get_profile(profile))
     results = dict(zip(assignments, evaluator.evaluate_many(list(assignments.values()))))
     if as_json:
-        print(json.dumps({name: scores.to_json() for name, scores in results.items()}, indent=2))
+        print(dumps_json({name: scores.to_json() for name, scores in results.items()}, indent=2))
     else:
         Console().print(baseline_table(evaluator.outputs, results, metric))
         console.print(f"{evaluator.model_runs} model runs in {evaluator.seconds:.1f} s, profile {profile}")
@@ -72,7 +74,7 @@ def cmd_candidates(args: argparse.Namespace) -> int:
     path = Path(args.out) / "candidates.json"
     if not path.exists():
         raise UserError(f"{path}: no candidates yet; run `autoprec search` first")
-    Console().print(candidates_table(json.loads(path.read_text()), args.top))
+    Console().print(candidates_table(read_json(path), args.top))
     return 0
 
 
@@ -98,7 +100,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for t in target.outputs
     }
     if args.json:
-        print(json.dumps({"meets_target": target.passes(scores), "outputs": outputs, "scores": scores.to_json()}))
+        print(dumps_json({"meets_target": target.passes(scores), "outputs": outputs, "scores": scores.to_json()}))
     else:
         Console().print(scores_table(f"{config_path.name}", outputs))
         entries = len(to_quant_config(evaluator.model, assignment, profile)["node_config"])
@@ -111,7 +113,6 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     from autoprec.evaluate import EvalSpec, Evaluator
     from autoprec.evaluate.metrics import get_metric
     from autoprec.hardware import get_profile
-    from autoprec.model_io import save_json
     from autoprec.report import sensitivity_table
 
     metrics = [get_metric(m).name for m in args.metrics.split(",")]
@@ -136,12 +137,12 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         extra = f"{cal.threshold:.4g} / {cal.qtype}" if cal is not None and cal.tensor_type == "feature" else ""
         rows.append((item, values, extra))
     first = get_metric(metrics[0])  # worst first, by the value shown (worst over the selected outputs)
-    rows.sort(key=lambda row: row[1][first.name] if first.higher_is_better else -row[1][first.name])
+    rows.sort(key=lambda row: _worst_first(row[1][first.name], first.higher_is_better))
     report = {item: values for item, values, _ in rows}
     Path(args.out).mkdir(parents=True, exist_ok=True)
     save_json(report, Path(args.out) / f"sensitivity_{args.node_type}.json")
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(dumps_json(report, indent=2))
     else:
         Console().print(sensitivity_table(rows, metrics, args.top))
         console.print(
@@ -149,6 +150,13 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
             f"{result.model_runs} model runs in {result.seconds:.1f} s (0 = cached); -> {args.out}"
         )
     return 0
+
+
+def _worst_first(value: float, higher_is_better: bool) -> float:
+    """Sort key putting the most damaging item first; a NaN (non-finite output) is the most damaging of all."""
+    if math.isnan(value):
+        return -math.inf
+    return value if higher_is_better else -value
 
 
 def _outputs_of(evaluator, name: str | None) -> list[str]:

@@ -19,7 +19,8 @@ from autoprec.engine.settings import DEFAULT_STRATEGIES
 
 DESCRIPTION = (
     "Find the smallest int8/int16 mixed-precision config of an ONNX model that meets an accuracy target on "
-    "every output. Start with `autoprec demo`; exit codes: 0 ok, 1 target not met, 2 user error."
+    "every output. Start with `autoprec demo`; exit codes: 0 ok, 1 target not met, 2 user error (one line), "
+    "3 internal error (one line; traceback in a log file, --debug shows it)."
 )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from autoprec.evaluate import Evaluator
 from autoprec.evaluate.metrics import METRICS, get_metric
 from autoprec.hardware import HardwareProfile
 from autoprec.ir import FEATURE, WEIGHT
-from autoprec.model_io import save_json
+from autoprec.model_io import read_json, save_json
 
 NODE_TYPES = ("node", "weight", "activation", "compensable")
 MODES = ("single", "raise", "drop")
@@ -73,8 +74,8 @@ class Sensitivity:
         """item -> damage on `output` divided by the largest over items (computed once per metric and output)."""
         if (metric, output) not in self._scaled:
             raw = {item: _damage(metric, v[output][metric]) for item, v in self.values.items()}
-            top = max(raw.values()) or 1.0
-            self._scaled[(metric, output)] = {item: value / top for item, value in raw.items()}
+            top = max((value for value in raw.values() if math.isfinite(value)), default=0.0) or 1.0
+            self._scaled[(metric, output)] = {item: value / top for item, value in raw.items()}  # inf stays inf
         return self._scaled[(metric, output)]
 
     def to_json(self) -> dict:
@@ -86,7 +87,9 @@ class Sensitivity:
 
 
 def _damage(metric: str, value: float) -> float:
-    """A non-negative 'how bad' for any metric (0 = identical to float)."""
+    """A non-negative 'how bad' for any metric (0 = identical to float; inf = a NaN or Inf output)."""
+    if math.isnan(value):
+        return math.inf
     if metric == "cosine-similarity":
         return max(0.0, 1.0 - value)
     if metric == "sqnr":
@@ -163,7 +166,7 @@ def load_or_measure(
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:20]
     path = Path(cache_dir) / f"sensitivity-{node_type}-{mode}.json"
     if path.exists():
-        data = json.loads(path.read_text())
+        data = read_json(path)
         if data.get("key") == key:
             return Sensitivity.from_json(data)
     result = measure(evaluator, profile, node_type, mode, indices, progress=progress)

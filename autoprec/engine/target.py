@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +30,11 @@ class OutputTarget:
         return scores.aggregate(self.output, self.metric, self.aggregate)
 
     def gap(self, scores: Scores) -> float:
-        """How far the output is from its target (<= 0 when met), in the metric's units."""
+        """How far the output is from its target (<= 0 when met), in the metric's units; infinite when the
+        value is NaN (a non-finite output never passes)."""
         value = self.value(scores)
+        if math.isnan(value):
+            return math.inf
         return self.threshold - value if get_metric(self.metric).higher_is_better else value - self.threshold
 
     def describe(self) -> str:
@@ -52,7 +56,7 @@ class Target:
 
     def shortfall(self, scores: Scores) -> float:
         """Sum of relative gaps of the failing outputs (0 when passing): ranks failing candidates."""
-        return sum(max(0.0, t.gap(scores)) / max(abs(t.threshold), 1e-12) for t in self.outputs)
+        return sum(max(0.0, t.gap(scores)) / max(abs(t.threshold), 1e-12) for t in self.outputs)  # inf if any is
 
     def to_json(self) -> list[dict]:
         return [t.__dict__ for t in self.outputs]
@@ -84,13 +88,12 @@ def build_target(
         spec = overrides.get(out, {})
         if task and out not in overrides:
             continue  # with a task metric, outputs get a target only from the targets file
-        if not isinstance(spec, dict):
-            spec = {"threshold": spec}
+        spec = _spec(out, spec, per_output_file)
         target = OutputTarget(
             out,
-            get_metric(str(spec.get("metric", metric))).name,
+            get_metric(spec.get("metric", metric)).name,
             float(spec.get("threshold", threshold)),
-            str(spec.get("aggregate", aggregate)),
+            spec.get("aggregate", aggregate),
         )
         _check(target)
         targets.append(target)
@@ -98,6 +101,8 @@ def build_target(
 
 
 def _check(target: OutputTarget) -> None:
+    if not math.isfinite(target.threshold):
+        raise UserError(f"target {target.threshold} for {target.output} is not a finite number; give a real threshold")
     if target.aggregate not in AGGREGATES:
         raise UserError(f"unknown aggregate '{target.aggregate}'; use mean or min")
     if target.metric == "cosine-similarity" and not 0.0 < target.threshold <= 1.0:
@@ -116,4 +121,20 @@ def _read_overrides(path: str) -> dict:
         data = tomllib.loads(file.read_text()) if file.suffix == ".toml" else json.loads(file.read_text())
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"{path}: not valid {'TOML' if file.suffix == '.toml' else 'JSON'} ({exc})") from exc
-    return data.get("outputs", data)
+    overrides = data.get("outputs", data) if isinstance(data, dict) else data
+    if not isinstance(overrides, dict):
+        raise UserError(f"{path}: must map output names to targets, e.g. {{\"logits\": {{\"threshold\": 0.99}}}}")
+    return overrides
+
+
+def _spec(output: str, spec: object, path: str | None) -> dict:
+    """One output's entry of a targets file, checked: a number, or {threshold, metric, aggregate}."""
+    spec = spec if isinstance(spec, dict) else {"threshold": spec}
+    where = f"{path}: output '{output}'"
+    threshold = spec.get("threshold", 0.0)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise UserError(f"{where}: threshold {threshold!r} is not a number; write it without quotes")
+    for key in ("metric", "aggregate"):
+        if not isinstance(spec.get(key, ""), str):
+            raise UserError(f"{where}: {key} {spec[key]!r} is not a name; e.g. \"cosine-similarity\", \"mean\"")
+    return spec

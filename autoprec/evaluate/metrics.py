@@ -81,6 +81,9 @@ def get_metric(name: str) -> Metric:
 
 
 def compare(ref: np.ndarray, out: np.ndarray) -> dict[str, float]:
-    """Every metric for one output of one sample."""
+    """Every metric for one output of one sample; all NaN if either output holds a NaN or an Inf (a NaN
+    score fails every target: see `autoprec.engine.target`)."""
+    if not (np.isfinite(ref).all() and np.isfinite(out).all()):
+        return dict.fromkeys(METRICS, float("nan"))
     stats = Stats.of(ref, out)
     return {name: metric.compute(stats) for name, metric in METRICS.items()}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from autoprec.evaluate.metrics import get_metric
+from autoprec.model_io import restore, strict
 
 
 @dataclass
@@ -23,8 +24,10 @@ class Scores:
         return float(worst(per_sample))
 
     def to_json(self) -> dict:
-        return {out: {m: v.tolist() for m, v in metrics.items()} for out, metrics in self.values.items()}
+        """Strict-JSON-ready values (a NaN or Inf score as a string, see `autoprec.model_io.strict`)."""
+        return strict({out: {m: v.tolist() for m, v in metrics.items()} for out, metrics in self.values.items()})
 
     @classmethod
     def from_json(cls, data: dict) -> Scores:
-        return cls({out: {m: np.asarray(v) for m, v in metrics.items()} for out, metrics in data.items()})
+        values = restore(data)
+        return cls({out: {m: np.asarray(v, dtype=np.float64) for m, v in d.items()} for out, d in values.items()})

@@ -38,7 +38,9 @@ def load_task_metric(spec: str) -> Callable[[Outputs, Outputs], float]:
             loader_spec.loader.exec_module(module)
         else:
             module = importlib.import_module(module_name)
-    except Exception as exc:  # any error while importing the user's code
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # anything the user's code does while importing, SystemExit included
         raise UserError(f"--task-metric: cannot import '{module_name}' ({type(exc).__name__}: {exc})") from exc
     fn = getattr(module, function, None)
     if not callable(fn):
@@ -47,11 +49,17 @@ def load_task_metric(spec: str) -> Callable[[Outputs, Outputs], float]:
 
 
 def relative_score(fn: Callable[[Outputs, Outputs], float], floats: Outputs, quantized: Outputs, base: float) -> float:
-    """`fn(floats, quantized) / base`, refusing non-finite scores."""
+    """`fn(floats, quantized) / base`. A non-finite float score is the user's error; a candidate whose outputs
+    or score are not finite scores NaN (it fails every target, never passes)."""
+    if not math.isfinite(base) or base == 0.0:
+        raise UserError(f"--task-metric returned {base} on the float model; it must return a finite, non-zero score")
+    if not all(np.isfinite(a).all() for sample in quantized for a in sample.values() if a.dtype.kind in "fc"):
+        return float("nan")
     try:
         value = float(fn(floats, quantized))
-    except Exception as exc:  # the user's function failed
-        raise UserError(f"--task-metric raised {type(exc).__name__}: {exc}") from exc
-    if not math.isfinite(value) or not math.isfinite(base) or base == 0.0:
-        raise UserError(f"--task-metric returned {value} (float score {base}); it must return a finite, non-zero score")
-    return value / base
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the user's function failed, or called sys.exit
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"--task-metric raised {type(exc).__name__}" + (f": {first}" if first else "")) from exc
+    return value / base if math.isfinite(value) else float("nan")
