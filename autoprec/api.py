@@ -21,6 +21,7 @@ from autoprec.engine.outputs import OUTPUT_FILES, write_outputs
 from autoprec.engine.settings import SearchSettings
 from autoprec.engine.state import Candidate, SearchState
 from autoprec.engine.target import build_target
+from autoprec.engine.verify import check_exported
 from autoprec.errors import UserError
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.hardware import get_profile
@@ -81,7 +82,7 @@ def search(
     identity = {
         "model": evaluator.model_hash,
         "data": evaluator.data_hash,
-        "profile": profile.name,
+        "profile": profile.identity,
         "target": goal.identity(settings.task_metric),
     }
     ledger = Ledger(
@@ -93,6 +94,8 @@ def search(
         user_subgraphs, on_evaluated, on_sensitivity,
     )  # fmt: skip
     result = run_search(state, strategies)
+    if result.winner is not None:
+        result.exported = check_exported(state, result.winner)
     write_outputs(result, out_dir)
     return result
 

@@ -7,6 +7,7 @@ even under `all_node_type: int16`. Add one with a small JSON file:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,11 @@ class HardwareProfile:
     name: str
     forced_int8: frozenset[tuple[str, int]] = frozenset()
     description: str = ""
+
+    @property
+    def identity(self) -> str:
+        """What the profile does, not what it is called: a hash of its forced-int8 set (ledgers and caches)."""
+        return hashlib.sha256(json.dumps(sorted(self.forced_int8)).encode()).hexdigest()[:20]
 
     def is_forced_int8(self, model: CalibratedModel, cal: CalibrationNode) -> bool:
         """True if the chip keeps this calibration node int8 whatever the config says."""

@@ -80,6 +80,7 @@ class SearchResult:
     state: SearchState
     seconds: float
     strategies: list[str] = field(default_factory=list)
+    exported: dict[str, dict] | None = None  # the winner re-scored on its exported model (engine.verify)
 
     @property
     def met(self) -> bool:

@@ -49,6 +49,7 @@ def write_outputs(result: SearchResult, out_dir: Path) -> None:
         {
             "meets_target": result.met,
             "winner": candidate_summary(result, winner) if winner else None,
+            "winner_exported": result.exported,
             "one_minimal": state.results.one_minimal if result.met else False,
             "evaluations": state.used,
             "budget": state.budget,

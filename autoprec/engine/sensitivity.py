@@ -162,7 +162,7 @@ def load_or_measure(
     progress: Callable[[int, int], None] | None = None,
 ) -> Sensitivity:
     """`measure`, cached in `cache_dir` per (model, data, profile, node type, mode, samples)."""
-    identity = [evaluator.model_hash, evaluator.data_hash, profile.name, node_type, mode, indices]
+    identity = [evaluator.model_hash, evaluator.data_hash, profile.identity, node_type, mode, indices]
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:20]
     path = Path(cache_dir) / f"sensitivity-{node_type}-{mode}.json"
     if path.exists():

@@ -2,10 +2,12 @@
 
 Each candidate runs as the static QDQ graph it would be exported as, with one fixed onnxruntime
 configuration (`session.disable_quant_qdq=1`: no integer-kernel fusion; one intra-op thread per
-process). Feature calibration nodes are real Q/DQ nodes (an "ec" feature: the real `_split_low`
-rewrite); weights are fake-quantized once per qtype in numpy (bit-exact with onnxruntime's Q/DQ;
-an "ec" weight as int8 + int8 residual, equal to the rewrite by linearity) and handed to
-onnxruntime in memory, so a session builds in tens of ms and runs as a float-weight graph.
+process). Feature calibration nodes are real Q/DQ nodes (an "ec" node: the real `_split_low`
+rewrite). A weight initializer read only by its one calibration node is fake-quantized once per
+qtype in numpy (bit-exact with onnxruntime's Q/DQ) and handed to onnxruntime in memory, so a
+session builds in tens of ms and runs as a float-weight graph; every other weight (shared by several
+consumers, a Constant node's output, or at "ec") is rendered exactly as the exporter renders it, so
+a simulation is always the exported model's computation.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, numpy_helper
 
-from autoprec.ir import EC, FEATURE, CalibratedModel
-from autoprec.ir.ec import compensated_weight
+from autoprec.ir import EC, FEATURE, CalibratedModel, CalibrationNode
+from autoprec.ir.records import graph_maps
 
 Assignment = dict[str, str]
 IN_MEMORY_MIN_ELEMENTS = 256  # smaller initializers (shapes, scalars) stay in the proto
@@ -39,22 +41,23 @@ class Simulator:
         self.model = model
         self.threads = threads
         self._values: dict[tuple[str, str], ort.OrtValue] = {}
-        self._weights = {c.tensor: c for c in model.calibration.values() if c.tensor_type != FEATURE}
+        self._weights = _private_weights(model)  # tensor -> its one calibration node (the in-memory fast path)
 
     def session(self, assignment: Assignment | None) -> ort.InferenceSession:
         """A session for `assignment` (None: the float model)."""
         qtypes = {**self.model.assignment(), **(assignment or {})} if assignment is not None else {}
-        features = {
-            name: (qtypes[name] if cal.tensor_type == FEATURE and assignment is not None else "float32")
+        rendered = {
+            name: (qtypes[name] if assignment is not None and self._rendered(cal, qtypes[name]) else "float32")
             for name, cal in self.model.calibration.items()
         }
-        proto = self.model.to_onnx(features)
+        proto = self.model.to_onnx(rendered)
         names, values = [], []
         for init in proto.graph.initializer:
             if init.data_type != TensorProto.FLOAT or init.name not in self.model.initializers:
                 continue  # integer tensors, and the scales to_onnx renders for Q/DQ
             cal = self._weights.get(init.name)
-            qtype = qtypes.get(cal.name, "float32") if cal is not None else "float32"
+            fast = cal is not None and rendered[cal.name] == "float32"
+            qtype = qtypes.get(cal.name, "float32") if fast else "float32"
             if _elements(init) < IN_MEMORY_MIN_ELEMENTS:
                 if qtype != "float32":  # a small weight stays in the proto, fake-quantized like any other
                     init.CopyFrom(numpy_helper.from_array(self._array(init.name, qtype), init.name))
@@ -66,11 +69,13 @@ class Simulator:
         options.add_external_initializers(names, values)
         return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
+    def _rendered(self, cal: CalibrationNode, qtype: str) -> bool:
+        """True if the node is rendered as real Q/DQ nodes (features; weights off the fast path, or at "ec")."""
+        return cal.tensor_type == FEATURE or qtype == EC or self._weights.get(cal.tensor) is not cal
+
     def _array(self, name: str, qtype: str) -> np.ndarray:
-        """The weight initializer `name` as fed at `qtype` (fake-quantized; "ec": int8 + int8 residual)."""
+        """The weight initializer `name` as fed at `qtype` (fake-quantized like onnxruntime's Q/DQ)."""
         array = numpy_helper.to_array(self.model.initializers[name]).astype(np.float32)
-        if qtype == EC:  # equal to the `_split_low` rewrite by linearity: op(x, W8) + op(x, r8) = op(x, W8 + r8)
-            return compensated_weight(self.model, self._weights[name].name)
         if qtype != "float32":
             return self._weights[name].quant_params(qtype).fake_quantize(array)
         return array
@@ -80,6 +85,25 @@ class Simulator:
         if key not in self._values:
             self._values[key] = ort.OrtValue.ortvalue_from_numpy(np.array(self._array(name, qtype), order="C"))
         return self._values[key]
+
+
+def _private_weights(model: CalibratedModel) -> dict[str, CalibrationNode]:
+    """Weight initializers read by exactly the inputs of one calibration node (nothing else reads them, and
+    they are no graph output): fake-quantizing such a tensor in place equals the exporter's Q/DQ."""
+    _, uses = graph_maps(model.model.graph)
+    outputs = {o.name for o in model.model.graph.output}
+    by_tensor: dict[str, list[CalibrationNode]] = {}
+    for cal in model.calibration.values():
+        if cal.tensor_type != FEATURE:
+            by_tensor.setdefault(cal.tensor, []).append(cal)
+    return {
+        tensor: cals[0]
+        for tensor, cals in by_tensor.items()
+        if len(cals) == 1
+        and tensor in model.initializers
+        and tensor not in outputs
+        and sorted((node.name, i) for node, i in uses.get(tensor, [])) == sorted(cals[0].consumers)
+    }
 
 
 def _elements(init: onnx.TensorProto) -> int:

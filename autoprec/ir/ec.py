@@ -3,8 +3,8 @@
 Two int8 terms approximate one int16 term. In ONNX the op keeps its int8 Q/DQ, a copy
 `<op>_split_low` (same attributes, same other inputs, no bias) runs on Q/DQ of the residual and an
 Add `<op>_split_add` sums both under the op's original output name (`split_nodes`, `residual_nodes`);
-`strip_ec` folds such a rewrite back into an "ec" calibration node on import. The simulator feeds an
-ec weight as `compensated_weight` (equal to the rewrite by linearity).
+`strip_ec` folds such a rewrite back into an "ec" calibration node on import. The simulator runs the
+rewrite itself (bit-exact with the export).
 """
 
 from __future__ import annotations
@@ -51,14 +51,6 @@ def weight_residual(model: CalibratedModel, name: str) -> np.ndarray:
     cal = model.calibration[name]
     weight = model.weight_values(cal)
     return (weight - cal.quant_params("int8").fake_quantize(weight)).astype(np.float32)
-
-
-def compensated_weight(model: CalibratedModel, name: str) -> np.ndarray:
-    """DQ8(Q8(W)) + DQ(Q(r)) of an "ec" weight: by linearity, op(x, this) == op(x, W8) + op(x, r8)."""
-    cal = model.calibration[name]
-    weight = model.weight_values(cal)
-    main = cal.quant_params("int8").fake_quantize(weight)
-    return (main + residual_params(model, name).fake_quantize(weight_residual(model, name))).astype(np.float32)
 
 
 def residual_nodes(model: CalibratedModel, cal: CalibrationNode, graph: onnx.GraphProto) -> list[onnx.NodeProto]:
