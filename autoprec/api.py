@@ -61,6 +61,8 @@ def search(
         settings.model = model
     if settings.budget < 1:
         raise UserError(f"--budget must be at least 1 evaluation, got {settings.budget}")
+    if settings.sensitivity_samples < 1:
+        raise UserError(f"--sensitivity-samples must be at least 1, got {settings.sensitivity_samples}")
     strategies = load_strategies(settings.strategies, settings.options)
     model_path, data_path = resolve_workdir(settings.model, settings.data)
     evaluator = Evaluator(

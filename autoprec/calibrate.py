@@ -24,6 +24,7 @@ from onnxruntime.quantization.calibrate import CalibrationDataReader, Calibratio
 
 from autoprec.data import Sample, load_samples, model_inputs, save_samples
 from autoprec.errors import UserError
+from autoprec.evaluate.runs import run_sample
 from autoprec.ir import FEATURE, WEIGHT, CalibratedModel, CalibrationNode, calibration_name, name_nodes
 from autoprec.model_io import load_model, save_json
 
@@ -138,11 +139,23 @@ def _activation_ranges(model: onnx.ModelProto, samples: list[Sample], settings: 
             calibrate_method=METHODS[settings.method],
             extra_options=options,
         )
-        calibrator.collect_data(_Reader(samples))
+        try:
+            calibrator.collect_data(_Reader(samples))
+        except Exception:  # name the sample onnxruntime refuses (a one-line UserError), if it is the data's fault
+            _check_runs(model, samples)
+            raise
         if settings.method == "mse":
             return {name: _mse_range(*h) for name, h in calibrator.collector.histogram_dict.items()}
         data = calibrator.compute_data()
     return {name: tuple(float(np.ravel(v)[0]) for v in data[name].range_value) for name in data}
+
+
+def _check_runs(model: onnx.ModelProto, samples: list[Sample]) -> None:
+    """Run the float model on every sample: a UserError for the first one onnxruntime refuses."""
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    outputs = [o.name for o in model.graph.output]
+    for index, sample in enumerate(samples):
+        run_sample(session, outputs, sample, index)
 
 
 def _mse_range(hist: np.ndarray, edges: np.ndarray, low: float, high: float) -> tuple[float, float]:

@@ -39,6 +39,8 @@ def model_inputs(model: onnx.ModelProto) -> list[InputSpec]:
         if value.name in inits:
             continue
         tensor = value.type.tensor_type
+        if not value.type.HasField("tensor_type") or tensor.elem_type == onnx.TensorProto.UNDEFINED:
+            raise UserError(f"model input '{value.name}' has no tensor element type; re-export the model typed")
         shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
         specs.append(InputSpec(value.name, shape, np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type))))
     return specs
@@ -97,12 +99,28 @@ def _load_hmct(root: Path, inputs: list[InputSpec]) -> list[Sample]:
 
 
 def _read_npy(path: Path) -> np.ndarray:
+    """A plain .npy array; its header is checked against the file's size before anything is allocated."""
     try:
+        with open(path, "rb") as file:
+            try:
+                version = np.lib.format.read_magic(file)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else (
+                    np.lib.format.read_array_header_2_0)  # fmt: skip
+                shape, _, dtype = read_header(file)
+            except (ValueError, EOFError, SyntaxError, TypeError) as exc:
+                raise UserError(f"{path}: corrupt .npy file (unreadable header); write it with numpy.save") from exc
+            if dtype.hasobject:
+                raise UserError(f"{path}: holds pickled objects, which autoprec never loads; save plain arrays")
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            present = path.stat().st_size - file.tell()
+            if declared != present:
+                raise UserError(
+                    f"{path}: corrupt .npy file (its header declares {declared} bytes of data, the file holds "
+                    f"{present}); write it again with numpy.save"
+                )
         return np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise UserError(f"{path}: holds pickled objects, which autoprec never loads; save plain arrays") from exc
-        raise UserError(f"{path}: not a readable .npy array ({exc})") from exc
+    except (ValueError, EOFError) as exc:
+        raise UserError(f"{path}: corrupt .npy file ({exc}); write it again with numpy.save") from exc
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc})") from exc
 

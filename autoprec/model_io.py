@@ -26,10 +26,12 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
         raise UserError(f"{path}: not a readable ONNX model ({_first_line(exc)}); re-export it") from exc
     if not model.graph.node or not model.opset_import:
         raise UserError(f"{path}: not an ONNX model (no graph nodes); re-export it")
+    if not model.graph.output:
+        raise UserError(f"{path}: the model has no outputs, so there is nothing to compare; re-export it with outputs")
     _check_external_data(model, path.parent.resolve())
     try:
         onnx.load_external_data_for_model(model, str(path.parent))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, onnx.checker.ValidationError) as exc:
         raise UserError(f"{path}: cannot read its external data ({_first_line(exc)})") from exc
     return model
 
@@ -44,6 +46,10 @@ def _check_external_data(model: onnx.ModelProto, folder: Path) -> None:
             raise UserError(
                 f"external data '{location}' of tensor '{tensor.name}' lies outside the model's folder; "
                 "refusing to read it (move the data next to the model)"
+            )
+        if not target.is_file():
+            raise UserError(
+                f"external data file '{location}' of tensor '{tensor.name}' is missing; put it next to the model"
             )
 
 

@@ -78,6 +78,7 @@ def from_quant_config(model: CalibratedModel, config: dict, profile: HardwarePro
     """The assignment a quant_config describes; unknown node names are a UserError."""
     if not isinstance(config, dict) or not set(config) <= {"model_config", "node_config", "subgraph_config"}:
         raise UserError("a quant_config has only model_config, node_config and subgraph_config keys")
+    _check_types(config)
     default = config.get("model_config", {}).get("all_node_type", "int8")
     _check_qtype(default, "model_config.all_node_type")
     if default == EC:
@@ -107,8 +108,25 @@ def from_quant_config(model: CalibratedModel, config: dict, profile: HardwarePro
     return assignment
 
 
+def _check_types(config: dict) -> None:
+    """Every section and entry has the shape of the HMCT schema (a UserError naming the first that has not)."""
+    for key in ("model_config", "node_config", "subgraph_config"):
+        if not isinstance(config.get(key, {}), dict):
+            raise UserError(f"quant_config {key} must be an object ({{...}}), not {type(config[key]).__name__}")
+    for node, spec in config.get("node_config", {}).items():
+        if not isinstance(spec, dict):
+            raise UserError(f'node_config.{node} must be an object like {{"qtype": "int16"}}, not {spec!r}')
+    for name, spec in config.get("subgraph_config", {}).items():
+        if not isinstance(spec, dict):
+            raise UserError(f"subgraph_config.{name} must be an object with inputs, outputs and qtype")
+        for key in ("inputs", "outputs"):
+            value = spec.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise UserError(f"subgraph_config.{name}.{key} must be a list of node names, not {value!r}")
+
+
 def _check_qtype(qtype: str, where: str) -> None:
-    if qtype not in ASSIGNABLE:
+    if not isinstance(qtype, str) or qtype not in ASSIGNABLE:
         raise UserError(f"{where}: unknown qtype '{qtype}'; use one of {', '.join(ASSIGNABLE)}")
 
 

@@ -29,10 +29,18 @@ def op_costs(model: CalibratedModel, sample: Sample) -> dict[str, float]:
             inp = shapes.get(node.input[0])
             costs[node.name] = (float(np.prod(inp)) if inp else elements) * float(np.prod(weight[1:]))
         elif node.op_type in ("MatMul", "Gemm") and weight:
-            costs[node.name] = elements * float(weight[0] if node.op_type == "MatMul" else max(weight))
+            costs[node.name] = elements * float(reduction_size(node, weight))
         else:
             costs[node.name] = elements
     return costs
+
+
+def reduction_size(node: onnx.NodeProto, weight: list[int]) -> int:
+    """K of a MatMul (B is [..., K, N]; a 1-D B is [K]) or a Gemm (B is [K, N], or [N, K] with transB)."""
+    if node.op_type == "Gemm":
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        return weight[1] if trans_b else weight[0]
+    return weight[-2] if len(weight) > 1 else weight[0]
 
 
 def calibration_costs(model: CalibratedModel, sample: Sample) -> dict[str, float]:

@@ -18,6 +18,7 @@ from joblib import Parallel, delayed
 
 from autoprec.data import Sample, load_samples, model_inputs
 from autoprec.evaluate.metrics import compare
+from autoprec.evaluate.runs import run_sample
 from autoprec.evaluate.scores import Scores
 from autoprec.evaluate.simulator import Simulator
 from autoprec.evaluate.task import TASK, load_task_metric, relative_score
@@ -48,6 +49,8 @@ class _Worker:
 
     def run(self, assignment: Assignment | None, indices: list[int]) -> list[list[np.ndarray]]:
         session = self.simulator.session(assignment)
+        if assignment is None:  # the float model failing on a sample is the data's fault; a candidate failing is ours
+            return [run_sample(session, self.outputs, self.samples[i], i) for i in indices]
         return [session.run(self.outputs, self.samples[i]) for i in indices]
 
     def references(self, indices: list[int]) -> list[list[np.ndarray]]:
@@ -68,13 +71,22 @@ class _Worker:
         return result
 
 
-_WORKERS: dict[EvalSpec, _Worker] = {}
+_WORKERS: dict[EvalSpec, tuple[tuple, _Worker]] = {}
 
 
 def _worker(spec: EvalSpec) -> _Worker:
-    if spec not in _WORKERS:
-        _WORKERS[spec] = _Worker(spec)
-    return _WORKERS[spec]
+    """This process's worker for `spec`, rebuilt when the model or data files changed on disk."""
+    signature = _signature(spec)
+    if spec not in _WORKERS or _WORKERS[spec][0] != signature:
+        _WORKERS[spec] = (signature, _Worker(spec))
+    return _WORKERS[spec][1]
+
+
+def _signature(spec: EvalSpec) -> tuple:
+    """(path, size, mtime) of the model file and of every data file: changes when a file is rewritten."""
+    paths = [Path(spec.model_path), Path(spec.data_path)]
+    files = [p for p in paths if p.is_file()] + sorted(f for f in Path(spec.data_path).rglob("*") if f.is_file())
+    return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
 
 
 def _score_chunk(spec: EvalSpec, assignment: Assignment, indices: list[int]) -> tuple[dict, list | None]:
@@ -94,6 +106,7 @@ class Evaluator:
 
     def __post_init__(self) -> None:
         local = _worker(self.spec)
+        local.references(list(range(len(local.samples))))  # every sample runs on the float model, or a UserError
         self.model = local.model
         self.outputs = local.outputs
         self.num_samples = len(local.samples)
