@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import onnxruntime as ort
 from rich.console import Console
 from rich.markup import escape
 
@@ -18,6 +19,7 @@ EXIT_OK, EXIT_NOT_MET, EXIT_USER_ERROR, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED = 
 
 
 def main(argv: list[str] | None = None) -> int:
+    ort.set_default_logger_severity(4)  # only fatal: every failure onnxruntime reports reaches the user as one line
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)

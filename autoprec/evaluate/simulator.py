@@ -30,7 +30,7 @@ def session_options(threads: int = 1) -> ort.SessionOptions:
     options.add_session_config_entry("session.disable_quant_qdq", "1")
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # failures surface as exceptions (one-line errors), not log lines
     return options
 
 
