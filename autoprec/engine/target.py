@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-
-import tomllib
 
 from autoprec.errors import UserError
 from autoprec.evaluate import Scores
