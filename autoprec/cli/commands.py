@@ -132,7 +132,8 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         values = {}
         for m in metrics:
             per_output = [result.values[item][o][m] for o in outputs]
-            values[m] = min(per_output) if get_metric(m).higher_is_better else max(per_output)
+            worst = min(per_output) if get_metric(m).higher_is_better else max(per_output)
+            values[m] = math.nan if any(math.isnan(v) for v in per_output) else worst
         cal = model.calibration.get(item)
         extra = f"{cal.threshold:.4g} / {cal.qtype}" if cal is not None and cal.tensor_type == "feature" else ""
         rows.append((item, values, extra))
