@@ -73,6 +73,8 @@ def calibrate(
     settings = settings or CalibrationSettings()
     if settings.method not in METHODS:
         raise UserError(f"unknown calibration method '{settings.method}'; use one of {', '.join(METHODS)}")
+    if not 0.0 < settings.percentile <= 100.0:  # also refuses NaN
+        raise UserError(f"--percentile {settings.percentile} is not in (0, 100]; e.g. 99.999")
     out_dir = Path(out_dir)
     if out_dir.exists() and not force:
         raise UserError(f"{out_dir} exists; pass --force to replace it, or choose another -o folder")

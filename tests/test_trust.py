@@ -249,6 +249,22 @@ def case_data_fails_at_run_time_search(root, toy):
     return argv, r"sample 1: onnxruntime cannot run the float model on it", 2
 
 
+def case_percentile_nan(root, toy):
+    model = _model_file(root, shared_weight_model())
+    data = _data(root, [{"x": np.ones((1, 3, 8, 8), np.float32)}])
+    return [*_calibrate(model, data, root), "--method", "percentile", "--percentile", "nan"], r"--percentile nan", 2
+
+
+def case_percentile_above_100(root, toy):
+    model = _model_file(root, shared_weight_model())
+    data = _data(root, [{"x": np.ones((1, 3, 8, 8), np.float32)}])
+    return [*_calibrate(model, data, root), "--method", "percentile", "--percentile", "200"], r"not in \(0, 100\]", 2
+
+
+def case_sensitivity_num_samples_zero(root, toy):
+    return ["sensitivity", toy, "--num-samples", "0", "--out", root / "out"], r"--num-samples must be at least 1", 2
+
+
 def _npy_data(root: Path, payload: bytes) -> Path:
     model = _model_file(root, shared_weight_model())
     save_samples([{"x": np.ones((1, 3, 8, 8), np.float32)}] * 2, root / "data")
