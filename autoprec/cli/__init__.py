@@ -15,7 +15,6 @@ from autoprec.cli.parser import build_parser
 from autoprec.errors import UserError
 
 console = Console(stderr=True)
-EXIT_OK, EXIT_NOT_MET, EXIT_USER_ERROR, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,15 +28,15 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         _error("error", str(exc))
-        return EXIT_USER_ERROR
+        return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
-        return EXIT_INTERRUPTED
+        return 130
     except Exception as exc:  # anything else is autoprec's own failure: exit 3, never 1 ("target not met")
         if debug:
             raise
         _error("internal error", crash_line(exc, write_crash_log(exc, getattr(args, "out", None))))
-        return EXIT_INTERNAL_ERROR
+        return 3
 
 
 def _error(label: str, message: str) -> None:
