@@ -54,8 +54,9 @@ class Target:
         return [t.output for t in self.outputs if t.gap(scores) > 0]
 
     def shortfall(self, scores: Scores) -> float:
-        """Sum of relative gaps of the failing outputs (0 when passing): ranks failing candidates."""
-        return sum(max(0.0, t.gap(scores)) / max(abs(t.threshold), 1e-12) for t in self.outputs)  # inf if any is
+        """Sum of relative gaps of the failing outputs (0 when passing; infinite with a NaN output): ranks
+        failing candidates."""
+        return sum(max(0.0, t.gap(scores)) / max(abs(t.threshold), 1e-12) for t in self.outputs)
 
     def to_json(self) -> list[dict]:
         return [t.__dict__ for t in self.outputs]
