@@ -12,6 +12,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import onnx
@@ -102,22 +103,7 @@ def _read_npy(path: Path) -> np.ndarray:
     """A plain .npy array; its header is checked against the file's size before anything is allocated."""
     try:
         with open(path, "rb") as file:
-            try:
-                version = np.lib.format.read_magic(file)
-                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else (
-                    np.lib.format.read_array_header_2_0)  # fmt: skip
-                shape, _, dtype = read_header(file)
-            except (ValueError, EOFError, SyntaxError, TypeError) as exc:
-                raise UserError(f"{path}: corrupt .npy file (unreadable header); write it with numpy.save") from exc
-            if dtype.hasobject:
-                raise UserError(f"{path}: holds pickled objects, which autoprec never loads; save plain arrays")
-            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-            present = path.stat().st_size - file.tell()
-            if declared != present:
-                raise UserError(
-                    f"{path}: corrupt .npy file (its header declares {declared} bytes of data, the file holds "
-                    f"{present}); write it again with numpy.save"
-                )
+            _check_header(file, path.stat().st_size, str(path))
         return np.load(path, allow_pickle=False)
     except (ValueError, EOFError) as exc:
         raise UserError(f"{path}: corrupt .npy file ({exc}); write it again with numpy.save") from exc
@@ -126,15 +112,38 @@ def _read_npy(path: Path) -> np.ndarray:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a .npz archive; every member's header is checked before anything is allocated."""
     try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.filename.endswith(".npy"):
+                    with archive.open(info) as member:
+                        _check_header(member, info.file_size, f"{path}: member {info.filename}")
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise UserError(f"{path}: holds pickled objects, which autoprec never loads; save plain arrays") from exc
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile) as exc:
         raise UserError(f"{path}: not a readable .npz archive ({exc})") from exc
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise UserError(f"{path}: not a readable .npz archive ({exc})") from exc
+
+
+def _check_header(file: BinaryIO, size: int, where: str) -> None:
+    """The .npy header at the start of `file` (of `size` bytes) is readable, holds no Python objects, and
+    declares exactly the bytes that follow it (a header declaring terabytes is refused before allocating)."""
+    try:
+        version = np.lib.format.read_magic(file)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else (
+            np.lib.format.read_array_header_2_0)  # fmt: skip
+        shape, _, dtype = read_header(file)
+    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
+        raise UserError(f"{where}: corrupt .npy data (unreadable header); write it again with numpy.save") from exc
+    if dtype.hasobject:
+        raise UserError(f"{where}: holds pickled objects, which autoprec never loads; save plain arrays")
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    present = size - file.tell()
+    if declared != present:
+        raise UserError(
+            f"{where}: corrupt .npy data (its header declares {declared} bytes of data, the file holds {present}); "
+            "write it again with numpy.save"
+        )
 
 
 def _single(arrays: dict[str, np.ndarray], path: Path) -> Sample:

@@ -13,6 +13,7 @@ import math
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -274,14 +275,14 @@ def _npy_data(root: Path, payload: bytes) -> Path:
 
 def case_corrupt_npy(root, toy):
     model = _npy_data(root, b"\x00garbage that is not an array" * 4)
-    return _calibrate(model, root / "data", root), r"1\.npy: corrupt \.npy file", 2
+    return _calibrate(model, root / "data", root), r"1\.npy: corrupt \.npy data", 2
 
 
 def case_truncated_npy(root, toy):
     model = _npy_data(root, b"")
     whole = (root / "data" / "x" / "0.npy").read_bytes()
     (root / "data" / "x" / "1.npy").write_bytes(whole[:-10])
-    return _calibrate(model, root / "data", root), r"1\.npy: corrupt \.npy file \(its header declares", 2
+    return _calibrate(model, root / "data", root), r"1\.npy: corrupt \.npy data \(its header declares", 2
 
 
 def case_npy_header_too_large(root, toy):
@@ -289,7 +290,17 @@ def case_npy_header_too_large(root, toy):
     buffer = io.BytesIO()
     np.lib.format.write_array_header_1_0(buffer, header)
     model = _npy_data(root, buffer.getvalue() + b"\x00" * 64)
-    return _calibrate(model, root / "data", root), r"corrupt \.npy file \(its header declares \d+ bytes", 2
+    return _calibrate(model, root / "data", root), r"corrupt \.npy data \(its header declares \d+ bytes", 2
+
+
+def case_npz_member_header_too_large(root, toy):
+    model = _model_file(root, shared_weight_model())
+    header = {"descr": "<f4", "fortran_order": False, "shape": (4, 1, 3, 8, 8 * 10**12)}
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, header)
+    with zipfile.ZipFile(root / "data.npz", "w") as archive:
+        archive.writestr("x.npy", buffer.getvalue() + b"\x00" * 64)
+    return _calibrate(model, root / "data.npz", root), r"member x\.npy: corrupt \.npy data \(its header declares", 2
 
 
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
