@@ -4,7 +4,6 @@ returns the exit code."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
