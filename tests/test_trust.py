@@ -29,10 +29,12 @@ from autoprec.data import save_samples
 from autoprec.engine.cost import op_costs
 from autoprec.engine.sensitivity import measure
 from autoprec.engine.target import build_target
+from autoprec.engine.verify import check_exported
+from autoprec.errors import InternalError
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.evaluate.exported import score_exported
 from autoprec.hardware import HardwareProfile, get_profile
-from autoprec.ir import WEIGHT, CalibratedModel, CalibrationNode
+from autoprec.ir import FEATURE, WEIGHT, CalibratedModel, CalibrationNode
 
 RNG = np.random.default_rng(0)
 
@@ -432,6 +434,20 @@ def test_the_winner_is_rescored_on_its_exported_model(vad_workdir, tmp_path):
     assert set(written) == set(result.state.evaluator.outputs)
     for out, row in written.items():
         assert row["simulated"] == row["exported"] == result.winner.scores.aggregate(out, "cosine-similarity")
+
+
+def test_an_export_that_scores_differently_is_an_internal_error(toy_workdir, tmp_path):
+    result = api.search(toy_workdir, target=0.9, budget=2, out=tmp_path / "out", strategies=("baselines",))
+    state = result.state
+    assert check_exported(state, result.winner)  # as searched: the same numbers
+    cal = next(c for c in state.model.calibration.values() if c.tensor_type == FEATURE)
+    rmin, rmax = cal.rmin, cal.rmax
+    try:  # the model the winner would be exported from now clips harder than the one it was scored on
+        state.model.set_thresholds(cal.name, rmin * 0.25, rmax * 0.25)
+        with pytest.raises(InternalError, match="but its simulation scored"):
+            check_exported(state, result.winner)
+    finally:
+        state.model.set_thresholds(cal.name, rmin, rmax)
 
 
 # --- the cost model, the worker cache, the profile identity ----------------------------------------
