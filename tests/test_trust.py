@@ -30,9 +30,10 @@ from autoprec.engine.cost import op_costs
 from autoprec.engine.sensitivity import measure
 from autoprec.engine.target import build_target
 from autoprec.engine.verify import check_exported
-from autoprec.errors import InternalError
+from autoprec.errors import InternalError, UserError
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.evaluate.exported import score_exported
+from autoprec.evaluate.metrics import METRICS
 from autoprec.hardware import HardwareProfile, get_profile
 from autoprec.ir import FEATURE, WEIGHT, CalibratedModel, CalibrationNode
 
@@ -390,6 +391,19 @@ def test_search_with_a_nan_candidate_ranks_it_last_and_writes_strict_json(recipr
     assert exported["out"]["simulated"] == exported["out"]["exported"] == result.best.scores.aggregate("out", "cosine")
     for path in (tmp_path / "out").glob("*.json"):
         strict_json(path)
+    journal = (tmp_path / "out" / "ledger.journal").read_text().splitlines()
+    assert any("NaN" in line for line in journal)  # the NaN scores are stored...
+    for line in journal:  # ...as strings: the ledger is strict JSON too
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"ledger.journal holds {c}"))
+
+
+@pytest.mark.parametrize("metric", [*METRICS, "task"])
+@pytest.mark.parametrize("threshold", [math.nan, math.inf, -math.inf])
+def test_non_finite_targets_are_refused_for_every_metric(metric, threshold):
+    task = metric == "task"
+    with pytest.raises(UserError, match="not a finite number") as error:
+        build_target(["a", "b"], threshold, "mse" if task else metric, task=task)
+    assert "\n" not in str(error.value)
 
 
 # --- simulation = export --------------------------------------------------------------------------
