@@ -198,6 +198,18 @@ def case_task_metric_import_exit(root, toy):
     return argv, r"--task-metric: cannot import", 2
 
 
+def case_candidates_file_damaged(root, toy):
+    (root / "out").mkdir()
+    _write(root / "out", "candidates.json", '[{"index": 0, "outputs": "cut her')
+    return ["candidates", "--out", root / "out"], r"candidates\.json: not a candidates file", 2
+
+
+def case_candidates_file_foreign(root, toy):
+    (root / "out").mkdir()
+    _write(root / "out", "candidates.json", '[{"index": 0}]')
+    return ["candidates", "--out", root / "out"], r"candidates\.json: not a candidates file", 2
+
+
 def _calibrate(model: Path, data: Path, root: Path) -> list:
     return ["calibrate", model, "--data", data, "-o", root / "out"]
 

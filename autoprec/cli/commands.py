@@ -73,7 +73,12 @@ def cmd_candidates(args: argparse.Namespace) -> int:
     path = Path(args.out) / "candidates.json"
     if not path.exists():
         raise UserError(f"{path}: no candidates yet; run `autoprec search` first")
-    Console().print(candidates_table(read_json(path), args.top))
+    try:
+        summaries = read_json(path)
+        table = candidates_table(summaries, args.top)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a damaged or foreign file
+        raise UserError(f"{path}: not a candidates file of `autoprec search` ({exc!r}); run the search again") from exc
+    Console().print(table)
     return 0
 
 
