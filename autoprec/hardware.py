@@ -1,30 +1,69 @@
-"""Hardware profiles: which calibration nodes a chip can raise to int16 and which stay int8.
+"""Hardware profiles: which qtypes each calibration node may take on a chip, and what each costs there.
 
-A profile is declarative: a name and the (op type, input index) pairs the chip keeps in int8
-even under `all_node_type: int16`. Add one with a small JSON file:
-`{"name": "mychip", "forced_int8": {"Conv": [1], "Resize": [0]}}` and `--profile mychip.json`.
+A profile is declarative: a name, the (op type, input index) pairs the chip keeps in int8 (no int16:
+they take int8, ec where it applies, or a float fallback), the qtypes the chip offers at all, per-op
+overrides, and the chip's cost model (`CostModel`, see README "Cost model"). Add one with a JSON file:
+
+    {"name": "mychip", "forced_int8": {"Conv": [1], "Resize": [0]},
+     "qtypes": ["int8", "int16", "float32"],              # optional: no float16 on this chip
+     "op_qtypes": {"Sqrt": {"0": ["int8", "float32"]}},   # optional: per op type and input index
+     "costs": {"mac": {"int16": 2.5}, "element": {"float32": 10}}}   # optional: override the default rates
+
+and `--profile mychip.json`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from autoprec.errors import UserError
-from autoprec.ir import EC_INPUTS, CalibratedModel, CalibrationNode
+from autoprec.ir import EC, EC_INPUTS, LEVEL, QTYPES, CalibratedModel, CalibrationNode
 
-__all__ = ["EC_INPUTS", "PROFILES", "HardwareProfile", "get_profile"]  # EC_INPUTS: ops ec can split (ir.py)
+__all__ = ["EC_INPUTS", "PROFILES", "CostModel", "HardwareProfile", "get_profile"]  # EC_INPUTS: ops ec can split
+
+# Relative time per MAC of a MAC op (Conv, ConvTranspose, MatMul, Gemm), per operand: the op's rate is the
+# product over its two operands, so int8 x int8 = 1, int16 x int8 = 2, int16 x int16 = 4 (AIMET's bit-ops,
+# MACs x bits x bits / 64), float16 x float16 = 9 and float32 x float32 = 36 (no float MAC array: a fallback).
+MAC_RATES = MappingProxyType({"int8": 1.0, "int16": 2.0, "float16": 3.0, "float32": 6.0})
+# Relative time per element an op moves, per calibrated input: bytes (1, 2, 2, 4) and x1.5 for floats, which
+# leave the integer pipeline (a conversion at each boundary with integer neighbours).
+ELEMENT_RATES = MappingProxyType({"int8": 1.0, "int16": 2.0, "float16": 3.0, "float32": 6.0})
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """A small model of the chip: relative time per MAC operand (`mac`) and per moved element (`element`),
+    per qtype. "ec" costs an int8 copy of the op (two int8 terms). Only ratios matter: the search normalizes
+    costs so that all-int16 = 1.0 and all-int8 = 0."""
+
+    mac: Mapping[str, float] = field(default_factory=lambda: MAC_RATES, hash=False)
+    element: Mapping[str, float] = field(default_factory=lambda: ELEMENT_RATES, hash=False)
+
+    def check(self) -> None:
+        for table in (self.mac, self.element):
+            rates = [table[q] for q in QTYPES]
+            if sorted(rates) != rates or any(r <= 0 for r in rates):
+                raise UserError(
+                    f"cost rates must be positive and not decrease along {' < '.join(QTYPES)}, got {dict(table)}"
+                )
 
 
 @dataclass(frozen=True)
 class HardwareProfile:
-    """What a target chip allows: int16 everywhere except the `forced_int8` op inputs."""
+    """What a target chip allows: the `qtypes` it offers (int8 always), int16 everywhere except the
+    `forced_int8` op inputs, `op_qtypes` overrides per (op type, input index), and its `costs`."""
 
     name: str
     forced_int8: frozenset[tuple[str, int]] = frozenset()
     description: str = ""
+    qtypes: tuple[str, ...] = QTYPES
+    op_qtypes: Mapping[tuple[str, int], tuple[str, ...]] = field(default_factory=dict, hash=False)
+    costs: CostModel = field(default_factory=CostModel)
 
     @property
     def identity(self) -> str:
@@ -35,13 +74,33 @@ class HardwareProfile:
         """True if the chip keeps this calibration node int8 whatever the config says."""
         return any((model.nodes[node].op_type, index) in self.forced_int8 for node, index in cal.consumers)
 
+    def allowed(self, model: CalibratedModel, cal: CalibrationNode) -> tuple[str, ...]:
+        """The qtypes this calibration node may take, cheapest first (int8 always; a pre-quantized weight
+        takes nothing else). "ec" only on forced-int8 inputs of ops error compensation splits."""
+        if cal.folded:
+            return ("int8",)
+        allowed = set(self.qtypes)
+        for node, index in cal.consumers:
+            key = (model.nodes[node].op_type, index)
+            if key in self.op_qtypes:
+                allowed &= set(self.op_qtypes[key])
+        if self.is_forced_int8(model, cal):
+            allowed.discard("int16")
+            if model.ec_capable(cal):
+                allowed.add(EC)
+        return tuple(sorted(allowed | {"int8"}, key=lambda q: (LEVEL[q], q)))
+
     def can_raise(self, model: CalibratedModel, cal: CalibrationNode) -> bool:
         """True if the node may be int16 on this chip (a pre-quantized weight never can)."""
-        return not cal.folded and not self.is_forced_int8(model, cal)
+        return "int16" in self.allowed(model, cal)
 
     def can_compensate(self, model: CalibratedModel, cal: CalibrationNode) -> bool:
         """True if error compensation (ec) applies: a forced-int8 input of an op that ec supports."""
-        return self.is_forced_int8(model, cal) and model.ec_capable(cal)
+        return EC in self.allowed(model, cal)
+
+    def float_qtype(self, model: CalibratedModel, cal: CalibrationNode) -> str | None:
+        """The cheapest float qtype the node may take (float16 before float32), None if none."""
+        return next((q for q in ("float16", "float32") if q in self.allowed(model, cal)), None)
 
     def compensable(self, model: CalibratedModel) -> list[str]:
         """Calibration nodes that take error compensation on this chip, in model order."""
@@ -49,11 +108,12 @@ class HardwareProfile:
 
 
 PROFILES = {
-    "generic": HardwareProfile("generic", description="every calibration node may be int16"),
+    "generic": HardwareProfile("generic", description="every calibration node may be int16, float16 or float32"),
     "hmct": HardwareProfile(
         "hmct",
         frozenset({("Conv", 1), ("ConvTranspose", 1), ("Resize", 0), ("GridSample", 0), ("MatMul", 1)}),
-        "the seed's chip: Conv/ConvTranspose weights, Resize/GridSample inputs, MatMul input 1 stay int8",
+        "the seed's chip: Conv/ConvTranspose weights, Resize/GridSample inputs, MatMul input 1 stay int8 "
+        "(or ec, or a float fallback)",
     ),
 }
 
@@ -65,11 +125,35 @@ def get_profile(name: str) -> HardwareProfile:
     path = Path(name)
     if path.suffix == ".json" and path.is_file():
         try:
-            data = json.loads(path.read_text())
-            forced = frozenset((op, int(i)) for op, indices in data["forced_int8"].items() for i in indices)
-            return HardwareProfile(str(data["name"]), forced, str(data.get("description", "")))
+            return profile_from_json(json.loads(path.read_text()))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UserError(
                 f'{path}: not a valid profile ({exc}); expected {{"name": ..., "forced_int8": {{"Conv": [1]}}}}'
             ) from exc
     raise UserError(f"unknown hardware profile '{name}'; use one of {', '.join(PROFILES)} or a .json profile file")
+
+
+def profile_from_json(data: dict) -> HardwareProfile:
+    """A profile from its JSON form (see the module docstring); unknown qtypes raise ValueError."""
+    forced = frozenset((op, int(i)) for op, indices in data["forced_int8"].items() for i in indices)
+    qtypes = tuple(_qtypes(data.get("qtypes", QTYPES)))
+    op_qtypes = {
+        (op, int(i)): tuple(_qtypes(q)) for op, inputs in data.get("op_qtypes", {}).items() for i, q in inputs.items()
+    }
+    costs = data.get("costs", {})
+    unknown = set(costs) - {"mac", "element"} | {q for t in costs.values() for q in t} - set(QTYPES)
+    if unknown:
+        raise ValueError(f"unknown cost keys {sorted(unknown)}")
+    model = CostModel(
+        MappingProxyType({**MAC_RATES, **{q: float(v) for q, v in costs.get("mac", {}).items()}}),
+        MappingProxyType({**ELEMENT_RATES, **{q: float(v) for q, v in costs.get("element", {}).items()}}),
+    )
+    model.check()
+    return HardwareProfile(str(data["name"]), forced, str(data.get("description", "")), qtypes, op_qtypes, model)
+
+
+def _qtypes(values: list[str]) -> list[str]:
+    unknown = [q for q in values if q not in QTYPES]
+    if unknown:
+        raise ValueError(f"unknown qtype {unknown[0]!r}; use {', '.join(QTYPES)}")
+    return list(values)

@@ -1,13 +1,15 @@
 """quant_config (HMCT schema) <-> assignment (calibration node -> qtype).
 
     {"model_config": {"all_node_type": "int8", "activation": {...}},
-     "node_config": {"Conv_3": {"qtype": "int16"}, "Conv_360": {"input1": "ec"}, "Add_7": {"input0": "int16"}},
+     "node_config": {"Conv_3": {"qtype": "int16"}, "Conv_360": {"input1": "ec"}, "Add_7": {"input0": "float32"},
+                     "Sqrt_9": {"qtype": "float16"}},
      "subgraph_config": {"det_head": {"inputs": [...], "outputs": [...], "qtype": "int16"}}}
 
 As in HMCT, `qtype` (on a node, a subgraph, or `all_node_type`) sets the node's FEATURE (activation)
-inputs that the hardware profile can raise; weights follow their own calibration nodes, addressed as
-`inputN` (`{"qtype": "int16", "input1": "int16"}`: A16W16). A subgraph covers every node on a path
-from its inputs to its outputs. Emitted configs use only entries that mean the same to HMCT.
+inputs that the hardware profile allows that qtype on (`HardwareProfile.allowed`: int8, int16, float16,
+float32; ec on forced-int8 inputs); weights follow their own calibration nodes, addressed as `inputN`
+(`{"qtype": "int16", "input1": "int16"}`: A16W16). A subgraph covers every node on a path from its inputs
+to its outputs. Emitted configs use only entries that mean the same to HMCT.
 """
 
 from __future__ import annotations
@@ -131,11 +133,10 @@ def _check_qtype(qtype: str, where: str) -> None:
 
 
 def qtype_targets(model: CalibratedModel, profile: HardwareProfile, node: str, qtype: str) -> list[CalibrationNode]:
-    """The calibration inputs `qtype` on a node sets, as HMCT reads it: its feature inputs (for int16 and ec,
-    the ones the profile allows)."""
-    allowed = profile.can_compensate if qtype == EC else profile.can_raise
+    """The calibration inputs `qtype` on a node sets, as HMCT reads it: its feature inputs that the profile
+    allows `qtype` on (`HardwareProfile.allowed`)."""
     features = [c for c in model.input_calibrations(node) if c.tensor_type == FEATURE]
-    return [c for c in features if qtype in ("int8", "float32") or allowed(model, c)]
+    return [c for c in features if qtype in profile.allowed(model, c)]
 
 
 def _set_node(model: CalibratedModel, profile: HardwareProfile, assignment: dict, node: str, qtype: str) -> None:
@@ -149,11 +150,11 @@ def _set_node(model: CalibratedModel, profile: HardwareProfile, assignment: dict
 def _set_input(
     model: CalibratedModel, profile: HardwareProfile, assignment: dict, name: str, qtype: str, where: str
 ) -> None:
-    cal = model.calibration[name]
-    if qtype == EC and not profile.can_compensate(model, cal):
+    allowed = profile.allowed(model, model.calibration[name])
+    if qtype == EC and EC not in allowed:
         raise UserError(f"{where}: error compensation applies only to forced-int8 inputs of profile '{profile.name}'")
-    if qtype == "int16" and not profile.can_raise(model, cal):
-        raise UserError(f"{where}: profile '{profile.name}' keeps this input int8; use \"ec\" instead")
+    if qtype not in allowed:
+        raise UserError(f"{where}: profile '{profile.name}' does not allow {qtype} here; use {', '.join(allowed)}")
     assignment[name] = qtype
 
 

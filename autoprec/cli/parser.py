@@ -98,10 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("workdir", nargs="?", default=".", help="model_output folder or calibrated model (default: .)")
     p.add_argument("--data", help="data (default: <workdir>/calibration_data)")
-    p.add_argument("--node-type", default="node", choices=["node", "weight", "activation", "compensable"])
+    p.add_argument("--node-type", default="node", choices=["node", "weight", "activation", "compensable", "float"])
     p.add_argument("--mode", default="single", choices=["single", "raise", "drop"],
                    help="single: only this node int8, rest float; raise: all int8, this node int16; "
-                   "drop: all int16, this node int8 (with --node-type compensable: what ec should fix)")  # fmt: skip
+                   "drop: all int16, this node int8 (with --node-type compensable: what ec should fix; "
+                   "with --node-type float: this node left in float)")  # fmt: skip
     p.add_argument("--metrics", default="cosine-similarity", help="comma-separated (first one sorts)")
     p.add_argument("--output-node", help="only outputs fed by this node, or this model output")
     p.add_argument("--interested-nodes", help="comma-separated items to measure (default: all)")

@@ -1,8 +1,11 @@
-"""The cost of a candidate on the chip: MACs (or elements) of the ops each raised calibration node feeds.
+"""The cost of a candidate on the chip: a small model of its time, from op sizes and the profile's rates.
 
-Normalized so that all-int16 (everything the profile allows) costs 1.0. Error compensation costs one
-extra copy of the op. Shapes come from onnx shape inference with the inputs fixed to a real sample's
-shapes (declared output shapes can be wrong; run-time input shapes are not).
+A MAC op (Conv, ConvTranspose, MatMul, Gemm) costs MACs x mac[qtype of input 0] x mac[qtype of input 1];
+any other op costs output elements x the sum of element[qtype] over its calibrated inputs (bytes moved).
+"ec" on an input costs an int8 copy of the op (rate 2 x int8). The search charges the extra time over
+all-int8, normalized so that all-int16 (everything the profile allows) costs 1.0 (`ChipCost.extra`).
+Rates: `autoprec.hardware.CostModel` (README "Cost model"). Shapes come from onnx shape inference with
+the inputs fixed to a real sample's shapes (declared output shapes can be wrong; run-time ones are not).
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ import onnx
 from onnx import shape_inference
 
 from autoprec.data import Sample
-from autoprec.ir import CalibratedModel
+from autoprec.hardware import CostModel
+from autoprec.ir import EC, CalibratedModel
+
+MAC_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
 
 
 def op_costs(model: CalibratedModel, sample: Sample) -> dict[str, float]:
@@ -43,10 +49,37 @@ def reduction_size(node: onnx.NodeProto, weight: list[int]) -> int:
     return weight[-2] if len(weight) > 1 else weight[0]
 
 
-def calibration_costs(model: CalibratedModel, sample: Sample) -> dict[str, float]:
-    """Calibration node -> cost of raising it (the ops it feeds)."""
-    ops = op_costs(model, sample)
-    return {name: sum(ops[node] for node, _ in cal.consumers) for name, cal in model.calibration.items()}
+class ChipCost:
+    """The modelled time of any assignment of one model on one chip (op sizes measured once)."""
+
+    def __init__(self, model: CalibratedModel, rates: CostModel, sample: Sample):
+        sizes = op_costs(model, sample)
+        self.mac = {**rates.mac, EC: 2 * rates.mac["int8"]}
+        self.element = {**rates.element, EC: 2 * rates.element["int8"]}
+        self.ops: list[tuple[float, bool, list[str | None]]] = []  # (size, MAC op?, calibration node per input)
+        for node in model.model.graph.node:
+            cals = {i: c.name for c in model.input_calibrations(node.name) for n, i in c.consumers if n == node.name}
+            if cals:
+                inputs = [cals.get(i) for i in range(len(node.input))]
+                self.ops.append((sizes[node.name], node.op_type in MAC_OPS, inputs))
+        self._int8 = self.time(dict.fromkeys(model.calibration, "int8"))
+
+    def time(self, assignment: dict[str, str]) -> float:
+        """Modelled time of the calibrated ops under `assignment` (uncalibrated ops cost the same always)."""
+        total = 0.0
+        for size, is_mac, inputs in self.ops:
+            if is_mac:
+                rate = 1.0
+                for name in inputs[:2]:
+                    rate *= self.mac[assignment[name]] if name else self.mac["int8"]
+                total += size * rate
+            else:
+                total += size * sum(self.element[assignment[name]] for name in inputs if name)
+        return total
+
+    def extra(self, assignment: dict[str, str]) -> float:
+        """Modelled time above all-int8 (0 for all-int8)."""
+        return self.time(assignment) - self._int8
 
 
 def _shapes(model: onnx.ModelProto, sample: Sample) -> dict[str, list[int]]:

@@ -4,9 +4,12 @@
 - `raise`: everything int8, only the item raised to int16 (what matters from an int8 base).
 - `drop`: everything int16 (real-int16), only the item back at int8: which forced-int8 tensors
   keep all-int16 from its ceiling (the Lane story; what error compensation should fix first).
+  With node type `float`: everything at all-int16 (the profile's), only the item dropped out of the
+  integer lattice to its cheapest float qtype: which tensors all-int16 itself cannot carry.
 
-Items are search units (`node_type="node"`), weight or activation calibration nodes, or the
-calibration nodes the profile forces to int8 but allows error compensation on (`compensable`). One pass
+Items are search units (`node_type="node"`), weight or activation calibration nodes, the
+calibration nodes the profile forces to int8 but allows error compensation on (`compensable`), or
+(`float`) the units and leftover calibration nodes that may take a float qtype on the profile. One pass
 measures every metric of every output, so rankings for any metric or output subset are free.
 """
 
@@ -31,7 +34,7 @@ from autoprec.hardware import HardwareProfile
 from autoprec.ir import FEATURE, WEIGHT
 from autoprec.model_io import read_json, save_json
 
-NODE_TYPES = ("node", "weight", "activation", "compensable")
+NODE_TYPES = ("node", "weight", "activation", "compensable", "float")
 MODES = ("single", "raise", "drop")
 
 
@@ -60,8 +63,13 @@ class Sensitivity:
         losses = {item: self.loss(item, metric, outputs) for item in self.values}
         if costs:
             losses = {item: loss / max(costs[item], 1e-12) for item, loss in losses.items()}
-        descending = self.mode != "raise"  # single/drop measure damage; raise measures what is left after fixing
+        descending = not self.repairs  # single/drop measure damage; raise and float measure what is left after fixing
         return sorted(losses, key=lambda item: (-losses[item] if descending else losses[item], item))
+
+    @property
+    def repairs(self) -> bool:
+        """True when the item moves up from its background (raise, float): the least damage ranks first."""
+        return self.mode == "raise" or self.node_type == "float"
 
     def flat(self, metric: str = "cosine-similarity", outputs: list[str] | None = None) -> bool:
         """True when the metric barely separates the items: most change no output measurably (ties near 1.0)."""
@@ -107,6 +115,12 @@ def sensitivity_items(evaluator: Evaluator, profile: HardwareProfile, node_type:
         return {n: [n] for n, c in model.calibration.items() if c.tensor_type == kind}
     if node_type == "compensable":
         return {n: [n] for n in profile.compensable(model)}
+    if node_type == "float":
+        units = {u.name: list(u.calibration) for u in search_units(model, profile)}
+        floats = {n for n, c in model.calibration.items() if profile.float_qtype(model, c)}
+        grouped = {c for cals in units.values() for c in cals}
+        items = {name: cals for name, cals in units.items() if set(cals) <= floats}
+        return items | {n: [n] for n in model.calibration if n in floats and n not in grouped}
     raise UserError(f"unknown node type '{node_type}'; use one of {', '.join(NODE_TYPES)}")
 
 
@@ -122,25 +136,32 @@ def measure(
     """Run the sensitivity pass: one evaluation per item on the samples `indices`."""
     if mode not in MODES:
         raise UserError(f"unknown sensitivity mode '{mode}'; use one of {', '.join(MODES)}")
+    if node_type == "float" and mode != "drop":
+        raise UserError("node type 'float' is measured in mode 'drop' only (all-int16, one item left in float)")
     items = sensitivity_items(evaluator, profile, node_type)
     if interested:
         unknown = [n for n in interested if n not in items]
         if unknown:
             raise UserError(f"unknown {node_type} '{unknown[0]}' in --interested-nodes")
         items = {n: items[n] for n in interested}
-    baselines = baseline_assignments(evaluator.model, profile)
+    model = evaluator.model
+    baselines = baseline_assignments(model, profile)
     background, level = {
-        "single": ({n: "float32" for n in evaluator.model.calibration}, "int8"),
+        "single": ({n: "float32" for n in model.calibration}, "int8"),
         "raise": (baselines["all-int8"], "int16"),
         "drop": (baselines["real-int16"], "int8"),  # the ceiling with one node back at int8 (Lane story)
     }[mode]
+    levels = dict.fromkeys(model.calibration, level)
+    if node_type == "float":  # the profile's ceiling with one item left in float
+        background = baselines["all-int16"]
+        levels = {n: profile.float_qtype(model, c) or level for n, c in model.calibration.items()}
     started, runs_before = time.perf_counter(), evaluator.model_runs
     values: dict[str, dict[str, dict[str, float]]] = {}
     batch = max(1, evaluator.jobs)
     keys = list(items)
     for start in range(0, len(keys), batch):
         chunk = keys[start : start + batch]
-        assignments = [{**background, **{c: level for c in items[item]}} for item in chunk]
+        assignments = [{**background, **{c: levels[c] for c in items[item]}} for item in chunk]
         for item, scores in zip(chunk, evaluator.evaluate_many(assignments, indices)):
             values[item] = {
                 out: {m: float(np.mean(scores.values[out][m])) for m in METRICS} for out in evaluator.outputs

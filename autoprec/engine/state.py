@@ -16,7 +16,7 @@ from pathlib import Path
 
 from autoprec.engine.baselines import baseline_assignments
 from autoprec.engine.bisect import bisect
-from autoprec.engine.cost import calibration_costs
+from autoprec.engine.cost import ChipCost
 from autoprec.engine.ledger import Ledger, Record
 from autoprec.engine.results import Results
 from autoprec.engine.sensitivity import Sensitivity, load_or_measure
@@ -95,10 +95,9 @@ class SearchState:
         self.unit_by_name = {u.name: u for u in self.units}
         self.baselines = baseline_assignments(self.model, profile)
         self.base = self.baselines["all-int8"]
-        self.node_costs = calibration_costs(self.model, evaluator.sample(0))
-        full = sum(self.node_costs[n] for n, q in self.baselines["all-int16"].items() if q != "int8")
-        self.cost_scale = full or 1.0
-        self.unit_costs = {u.name: sum(self.node_costs[c] for c in u.calibration) / self.cost_scale for u in self.units}
+        self.chip = ChipCost(self.model, profile.costs, evaluator.sample(0))
+        self.cost_scale = self.chip.extra(self.baselines["all-int16"]) or 1.0
+        self.unit_costs = {u.name: self.cost(raise_units(self.base, [u])) for u in self.units}
         self.sensitivity_indices = list(range(min(sensitivity_samples, evaluator.num_samples)))
         self.results = Results()
         self.candidates: list[Candidate] = []
@@ -133,8 +132,8 @@ class SearchState:
         return sorted(self.candidates, key=Candidate.rank_key)
 
     def cost(self, assignment: dict[str, str]) -> float:
-        total = sum(self.node_costs[n] for n, q in assignment.items() if q not in ("int8", "float32"))
-        return total / self.cost_scale
+        """The one cost of an assignment: modelled chip time above all-int8, all-int16 = 1.0 (engine.cost)."""
+        return self.chip.extra(assignment) / self.cost_scale
 
     # --- evaluation -----------------------------------------------------------------------
     def evaluate(self, assignments: list[dict[str, str]], strategy: str) -> list[Candidate | None]:

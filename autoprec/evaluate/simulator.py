@@ -4,7 +4,8 @@ Each candidate runs as the static QDQ graph it would be exported as, with one fi
 configuration (`session.disable_quant_qdq=1`: no integer-kernel fusion; one intra-op thread per
 process). Feature calibration nodes are real Q/DQ nodes (an "ec" node: the real `_split_low`
 rewrite). A weight initializer read only by its one calibration node is fake-quantized once per
-qtype in numpy (bit-exact with onnxruntime's Q/DQ) and handed to onnxruntime in memory, so a
+qtype in numpy (bit-exact with onnxruntime's Q/DQ; float16: `float16_round`, bit-exact with the
+exported saturating Clip/Cast round trip) and handed to onnxruntime in memory, so a
 session builds in tens of ms and runs as a float-weight graph; every other weight (shared by several
 consumers, a Constant node's output, or at "ec") is rendered exactly as the exporter renders it, so
 a simulation is always the exported model's computation.
@@ -18,6 +19,7 @@ import onnxruntime as ort
 from onnx import TensorProto, numpy_helper
 
 from autoprec.ir import EC, FEATURE, CalibratedModel, CalibrationNode
+from autoprec.ir.float16 import float16_round
 from autoprec.ir.records import graph_maps
 
 Assignment = dict[str, str]
@@ -76,6 +78,8 @@ class Simulator:
     def _array(self, name: str, qtype: str) -> np.ndarray:
         """The weight initializer `name` as fed at `qtype` (fake-quantized like onnxruntime's Q/DQ)."""
         array = numpy_helper.to_array(self.model.initializers[name]).astype(np.float32)
+        if qtype == "float16":
+            return float16_round(array)
         if qtype != "float32":
             return self._weights[name].quant_params(qtype).fake_quantize(array)
         return array

@@ -4,7 +4,8 @@
 - `model`: `CalibratedModel`, lookups and qtype / threshold edits;
 - `qdq_import` / `qdq_export`: reading any QDQ model, writing the static QDQ model of an assignment;
 - `ec`: the error-compensation rewrite (`<op>_split_low`) and its arithmetic;
-- `hmct_import` / `hmct_export` / `hmct_attrs`: HMCT's calibrated model (HzCalibration nodes) in and out.
+- `hmct_import` / `hmct_export` / `hmct_attrs`: HMCT's calibrated model (HzCalibration nodes) in and out;
+- `float16`: the float16 round trip (saturating Clip -> Cast -> Cast) and its numpy twin.
 """
 
 from autoprec.ir.ec import SPLIT_LOW
@@ -15,6 +16,8 @@ from autoprec.ir.records import (
     EC,
     EC_INPUTS,
     FEATURE,
+    FLOATS,
+    LEVEL,
     QTYPES,
     WEIGHT,
     CalibrationNode,
@@ -23,6 +26,6 @@ from autoprec.ir.records import (
 )
 
 __all__ = [
-    "ASSIGNABLE", "EC", "EC_INPUTS", "FEATURE", "QTYPES", "SPLIT_LOW", "WEIGHT",
+    "ASSIGNABLE", "EC", "EC_INPUTS", "FEATURE", "FLOATS", "LEVEL", "QTYPES", "SPLIT_LOW", "WEIGHT",
     "CalibratedModel", "CalibrationNode", "QuantParams", "calibration_name", "name_nodes",
 ]  # fmt: skip

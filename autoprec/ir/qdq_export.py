@@ -1,7 +1,8 @@
 """QDQ export: a `CalibratedModel` at an assignment -> a static QDQ ONNX model (opset 21).
 
 Every calibration node at int8/int16 becomes a QuantizeLinear -> DequantizeLinear pair in front of
-the inputs it feeds; float32 leaves the tensor alone; "ec" adds the error-compensation rewrite
+the inputs it feeds; float32 leaves the tensor alone; float16 becomes a saturating float16 round trip
+(`autoprec.ir.float16`); "ec" adds the error-compensation rewrite
 (`autoprec.ir.ec`). The calibration records (thresholds, qtypes, settings) ride along in the model's
 metadata, so `autoprec.ir.qdq_import` reads them back exactly.
 """
@@ -16,6 +17,7 @@ import onnx
 
 from autoprec.errors import UserError
 from autoprec.ir.ec import qdq_nodes, residual_nodes, split_nodes
+from autoprec.ir.float16 import float16_nodes
 from autoprec.ir.records import ASSIGNABLE, EC, METADATA_KEY, CalibrationNode
 
 if TYPE_CHECKING:
@@ -46,6 +48,9 @@ def to_onnx(cm: CalibratedModel, assignment: dict[str, str] | None = None) -> on
     for node in graph.node:
         for cal in by_consumer.get(node.name, []):
             qtype = qtypes[cal.name]
+            if qtype == "float16":
+                nodes.extend(float16_nodes(cal.name, cal.tensor, graph))
+                continue
             nodes.extend(qdq_nodes(cal.name, cal.tensor, cal.quant_params("int8" if qtype == EC else qtype), graph))
             if qtype == EC:
                 nodes.extend(residual_nodes(cm, cal, graph))

@@ -2,8 +2,9 @@
 
 Every QuantizeLinear -> DequantizeLinear pair (and a DequantizeLinear on a stored integer weight,
 marked `folded`) is stripped out of the graph and kept as a `CalibrationNode`; an error-compensation
-rewrite is folded back into qtype "ec". Models written by autoprec carry their float thresholds in
-metadata, which are used when they describe exactly the pairs found in the graph.
+rewrite is folded back into qtype "ec", a float16 round trip (`autoprec.ir.float16`) into qtype
+"float16". Models written by autoprec carry their float thresholds in metadata, which are used when
+they describe exactly the pairs found in the graph.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from onnx import numpy_helper
 
 from autoprec.errors import UserError
 from autoprec.ir.ec import strip_ec
+from autoprec.ir.float16 import FLOAT16_MAX, strip_float16
 from autoprec.ir.model import CalibratedModel
 from autoprec.ir.records import (
     BITS,
@@ -34,6 +36,7 @@ def from_proto(model: onnx.ModelProto, source: str = "model") -> CalibratedModel
     """The calibrated model a QDQ ONNX model describes (`source` names it in errors)."""
     model, compensated = strip_ec(model)
     model, parsed = strip_qdq(model)
+    parsed.update(float16_nodes(model))
     for cal in parsed.values():
         if any(c in compensated for c in cal.consumers):
             cal.qtype = EC
@@ -126,12 +129,32 @@ def strip_qdq(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Calibr
     del graph.node[:]
     graph.node.extend(kept)
     graph.initializer.extend(new_inits)
+    _drop_unused(graph)
+    name_nodes(graph)
+    return stripped, found
+
+
+def float16_nodes(model: onnx.ModelProto) -> dict[str, CalibrationNode]:
+    """Strip the float16 round trips of `model` (in place) into float16 calibration nodes. Their float
+    ranges come from the weight's values, or (features) are +-65504 until autoprec's metadata says better."""
+    inits = {i.name: i for i in model.graph.initializer}
+    found = {}
+    for name, (tensor, uses) in strip_float16(model.graph).items():
+        bound = np.float64(FLOAT16_MAX)
+        if tensor in inits:
+            bound = np.float64(np.max(np.abs(numpy_helper.to_array(inits[tensor])), initial=0.0))
+        found[name] = CalibrationNode(
+            name, tensor, uses, WEIGHT if tensor in inits else FEATURE, "float16", -bound, bound
+        )
+    _drop_unused(model.graph)
+    return found
+
+
+def _drop_unused(graph: onnx.GraphProto) -> None:
     used = {name for n in graph.node for name in n.input}
     unused = [i for i in graph.initializer if i.name not in used and i.name not in {g.name for g in graph.input}]
     for init in unused:
         graph.initializer.remove(init)
-    name_nodes(graph)
-    return stripped, found
 
 
 def _rename_tensor(graph: onnx.GraphProto, old: str, new: str, skip: onnx.NodeProto) -> None:

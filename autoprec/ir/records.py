@@ -15,9 +15,11 @@ import numpy as np
 import onnx
 
 FEATURE, WEIGHT = "feature", "weight"
-QTYPES = ("int8", "int16", "float32")
+QTYPES = ("int8", "int16", "float16", "float32")  # the lattice, cheapest and least precise first
+FLOATS = ("float16", "float32")  # not quantized: float32 leaves the tensor alone, float16 rounds it (ir.float16)
 EC = "ec"  # int8 + error compensation: not a quantization format, so never passed to quant_params
 ASSIGNABLE = (*QTYPES, EC)
+LEVEL = {"int8": 0, "ec": 1, "int16": 1, "float16": 2, "float32": 3}  # ec sits beside int16 in the lattice
 # Inputs error compensation can split: the op is linear in them (weights of Conv/ConvTranspose/MatMul/Gemm,
 # the feature input of Resize/GridSample), so op(x8) + op(residual8) approximates op(x).
 EC_INPUTS = frozenset({("Conv", 1), ("ConvTranspose", 1), ("MatMul", 1), ("Gemm", 1), ("Resize", 0), ("GridSample", 0)})
