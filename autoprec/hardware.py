@@ -24,7 +24,8 @@ from types import MappingProxyType
 from autoprec.errors import UserError
 from autoprec.ir import EC, EC_INPUTS, LEVEL, QTYPES, CalibratedModel, CalibrationNode
 
-__all__ = ["EC_INPUTS", "PROFILES", "CostModel", "HardwareProfile", "get_profile"]  # EC_INPUTS: ops ec can split
+# EC_INPUTS: the ops ec can split (ir.records)
+__all__ = ["EC_INPUTS", "PROFILES", "CostModel", "HardwareProfile", "get_profile", "lower_qtype"]
 
 # Relative time per MAC of a MAC op (Conv, ConvTranspose, MatMul, Gemm), per operand: the op's rate is the
 # product over its two operands, so int8 x int8 = 1, int16 x int8 = 2, int16 x int16 = 4 (AIMET's bit-ops,
@@ -116,6 +117,12 @@ PROFILES = {
         "(or ec, or a float fallback)",
     ),
 }
+
+
+def lower_qtype(allowed: tuple[str, ...], qtype: str) -> str | None:
+    """The highest of `allowed` one lattice level or more below `qtype` (ec -> int8), None at int8."""
+    below = [q for q in allowed if LEVEL[q] < LEVEL[qtype]]
+    return max(below, key=LEVEL.__getitem__) if below else None
 
 
 def get_profile(name: str) -> HardwareProfile:

@@ -50,16 +50,16 @@ from typing import Any, ClassVar
 import optuna
 
 from autoprec.engine.bisect import bisect
-from autoprec.engine.results import CompensationResult, Results, SubgraphSpec, SweepResult
-from autoprec.engine.sensitivity import Sensitivity
+from autoprec.engine.results import CompensationResult, FallbackResult, Results, SubgraphSpec, SweepResult
+from autoprec.engine.sensitivity import Sensitivity, sensitivity_items
 from autoprec.engine.state import Candidate, SearchState, assignment_key
 from autoprec.engine.target import Target
 from autoprec.engine.units import Unit
-from autoprec.hardware import HardwareProfile
+from autoprec.hardware import HardwareProfile, lower_qtype
 from autoprec.ir import CalibratedModel
 
 __all__ = [
-    "Candidate", "CompensationResult", "Option", "Results", "SearchView", "Sensitivity", "Strategy",
+    "Candidate", "CompensationResult", "FallbackResult", "Option", "Results", "SearchView", "Sensitivity", "Strategy",
     "SubgraphSpec", "SweepResult", "Unit", "assignment_key", "at_least", "bisect", "fraction",
 ]  # fmt: skip
 
@@ -213,6 +213,27 @@ class SearchView:
     def sensitivity(self, node_type: str = "node", mode: str = "single") -> Sensitivity:
         """The cached sensitivity pass (not counted against the budget; measured on first use)."""
         return self._state.sensitivity(node_type, mode)
+
+    def sensitivity_items(self, node_type: str = "node") -> dict[str, list[str]]:
+        """The items a sensitivity pass of `node_type` would measure (item -> calibration nodes), free."""
+        return sensitivity_items(self._state.evaluator, self._state.profile, node_type)
+
+    # --- the qtype lattice int8 < int16 (ec beside it) < float16 < float32 ---------------------
+    def allowed(self, node: str) -> tuple[str, ...]:
+        """The qtypes calibration node `node` may take on the profile, lowest lattice level first."""
+        return self._state.profile.allowed(self._state.model, self._state.model.calibration[node])
+
+    def float_qtype(self, node: str) -> str | None:
+        """The cheapest float qtype `node` may take (float16 before float32), None if none."""
+        return self._state.profile.float_qtype(self._state.model, self._state.model.calibration[node])
+
+    def lower(self, node: str, qtype: str) -> str | None:
+        """The next allowed qtype below `qtype` in the lattice for `node` (ec -> int8), None at int8."""
+        return lower_qtype(self.allowed(node), qtype)
+
+    def unit_nodes(self, unit: str) -> tuple[str, ...]:
+        """The calibration nodes of a unit."""
+        return self._state.unit_by_name[unit].calibration
 
     # --- evaluation -------------------------------------------------------------------------
     def evaluate(self, assignments: list[dict[str, str]], label: str | None = None) -> list[Candidate | None]:

@@ -1,17 +1,22 @@
-"""From the cheapest passing candidate, drop raised units while every target still holds: first the
-largest droppable prefix of the units ordered by least damage per cost (a bisection, ~log2 N
-evaluations), then one unit at a time until no single one can be dropped (1-minimal).
+"""From the cheapest passing candidate, lower entries one lattice step (float32 -> float16 -> int16 -> int8,
+ec -> int8, skipping qtypes the profile does not allow) while every target still holds: first the largest
+lowerable prefix of the units ordered by least damage per cost (a bisection, ~log2 N evaluations), then
+one unit at a time, then one calibration node at a time (a unit's weight may go back to int8 while its
+activation stays), until no single entry can be lowered (1-minimal).
 
-Reads: `search.best`. Publishes: `results.one_minimal` (every single drop was evaluated and fails).
+Reads: `search.best`. Publishes: `results.one_minimal` (every single one-step lowering of a calibration
+node was evaluated and fails).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from autoprec.strategy import SearchView, Strategy, bisect
 
 
 class Prune(Strategy):
-    """Make the best passing set 1-minimal."""
+    """Make the best passing candidate 1-minimal on the qtype lattice."""
 
     name = "prune"
 
@@ -19,28 +24,51 @@ class Prune(Strategy):
         return search.best is not None
 
     def run(self, search: SearchView) -> None:
-        raised = set(search.raised_units(search.best))
+        current = dict(search.best.assignment)
         ranking = search.sensitivity().ranking(costs=search.unit_costs)
-        order = [u for u in reversed(ranking) if u in raised]
+        units = [search.unit_nodes(u) for u in reversed(ranking)]  # least damage per cost first
+        grouped = {n for nodes in units for n in nodes}
+        units += [(n,) for n in current if n not in grouped]  # ec / float on nodes outside every unit
+        units = [nodes for nodes in units if any(current[n] != "int8" for n in nodes)]
 
-        def keeping_fails(k: int) -> bool | None:  # dropping order[:k] fails?
-            return None if search.remaining <= 0 else not self._passes(search, order[k:])
+        def lowering_fails(k: int) -> bool | None:
+            return (
+                None if search.remaining <= 0 else not self._passes(search, self._lowered(search, current, units[:k]))
+            )
 
-        low, _ = bisect(0, len(order), keeping_fails)  # dropping order[:low] passes
-        kept = order[low:]
+        low, _ = bisect(0, len(units), lowering_fails)  # lowering units[:low] passes
+        current = self._lowered(search, current, units[:low])
+        current = self._one_at_a_time(search, current, units)
+        nodes = [(n,) for entry in units for n in entry]
+        current = self._one_at_a_time(search, current, nodes)
+        steps = [t for t in (self._lowered(search, current, [n]) for n in nodes) if t != current]
+        search.results.one_minimal = all(self._known_to_fail(search, t) for t in steps)
+
+    def _one_at_a_time(
+        self, search: SearchView, current: dict[str, str], entries: list[Sequence[str]]
+    ) -> dict[str, str]:
+        """Lower single entries while one passes, until none does (or the budget ends)."""
         changed = True
         while changed and search.remaining > 0:
             changed = False
-            for unit in list(kept):
-                if search.remaining > 0 and self._passes(search, [u for u in kept if u != unit]):
-                    kept.remove(unit)
-                    changed = True
-        search.results.one_minimal = all(self._known_to_fail(search, [u for u in kept if u != unit]) for unit in kept)
+            for entry in entries:
+                trial = self._lowered(search, current, [entry])
+                if trial != current and search.remaining > 0 and self._passes(search, trial):
+                    current, changed = trial, True
+        return current
 
-    def _passes(self, search: SearchView, units: list[str]) -> bool:
-        candidate = search.evaluate_units([units])[0]
+    def _lowered(self, search: SearchView, assignment: dict[str, str], entries: list[Sequence[str]]) -> dict:
+        """`assignment` with every node of `entries` one lattice step lower (nodes at int8 stay)."""
+        result = dict(assignment)
+        for entry in entries:
+            for node in entry:
+                result[node] = search.lower(node, assignment[node]) or assignment[node]
+        return result
+
+    def _passes(self, search: SearchView, assignment: dict[str, str]) -> bool:
+        candidate = search.evaluate([assignment])[0]
         return candidate is not None and candidate.passed
 
-    def _known_to_fail(self, search: SearchView, units: list[str]) -> bool:
-        candidate = search.known(search.raise_units(units))
+    def _known_to_fail(self, search: SearchView, assignment: dict[str, str]) -> bool:
+        candidate = search.known(assignment)
         return candidate is not None and not candidate.passed

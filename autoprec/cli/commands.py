@@ -213,4 +213,4 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_search_command(settings)
 
 
-DEMO_TARGETS = {"layout": 0.99, "ocr_det": 0.995, "vad": 0.87, "magika": 0.999}
+DEMO_TARGETS = {"layout": 0.99, "ocr_det": 0.995, "vad": 0.99, "magika": 0.999}

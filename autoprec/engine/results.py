@@ -34,6 +34,16 @@ class CompensationResult:
 
 
 @dataclass
+class FallbackResult:
+    """Float fallback: the float-capable items ranked by how much float on each repairs all-int16, the ones
+    chosen (None until the bisection ran), and the candidate with all of them in float (None if it failed)."""
+
+    ranking: list[str]
+    items: list[str] | None
+    full: Candidate | None
+
+
+@dataclass
 class SubgraphSpec:
     """A subgraph kept whole: written as `subgraph_config.<name>` (its nodes are not repeated in node_config)."""
 
@@ -53,6 +63,7 @@ class Results:
     ceiling_fails: list[str] | None = None  # outputs all-int16 fails (None: it passes, or was not measured)
     sweep: SweepResult | None = None  # the cheapest threshold sweep (threshold_sweep, error_compensation)
     compensation: CompensationResult | None = None
+    fallback: FallbackResult | None = None
     subgraphs: dict[str, SubgraphSpec] = field(default_factory=dict)
     subgraph_search: dict | None = None  # what the subgraph strategy scored, promoted and shrank
     one_minimal: bool = False  # no single raised unit of the winner can be dropped (checked by evaluation)

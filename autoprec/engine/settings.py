@@ -12,6 +12,7 @@ DEFAULT_STRATEGIES = (
     "metric_switch",
     "subgraph",
     "error_compensation",
+    "float_fallback",
     "optuna",
     "prune",
 )
