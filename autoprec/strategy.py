@@ -56,7 +56,7 @@ from autoprec.engine.state import Candidate, SearchState, assignment_key
 from autoprec.engine.target import Target
 from autoprec.engine.units import Unit
 from autoprec.hardware import HardwareProfile, lower_qtype
-from autoprec.ir import CalibratedModel
+from autoprec.ir import QTYPES, CalibratedModel
 
 __all__ = [
     "Candidate", "CompensationResult", "FallbackResult", "Option", "Results", "SearchView", "Sensitivity", "Strategy",
@@ -202,9 +202,11 @@ class SearchView:
         """The candidate of an already evaluated assignment, without evaluating anything."""
         return self._state.known(assignment)
 
-    def raise_units(self, names: Iterable[str], base: dict[str, str] | None = None) -> dict[str, str]:
-        """`base` (default: the search base) with the named units at int16."""
-        return self._state.raise_units(names, base)
+    def raise_units(
+        self, names: Iterable[str], base: dict[str, str] | None = None, qtype: str = "int16"
+    ) -> dict[str, str]:
+        """`base` (default: the search base) with the named units at `qtype` (default int16)."""
+        return self._state.raise_units(names, base, qtype)
 
     def raised_units(self, candidate: Candidate) -> list[str]:
         """Units fully raised to int16 in a candidate."""
@@ -234,6 +236,16 @@ class SearchView:
     def unit_nodes(self, unit: str) -> tuple[str, ...]:
         """The calibration nodes of a unit."""
         return self._state.unit_by_name[unit].calibration
+
+    def unit_qtypes(self, unit: str) -> tuple[str, ...]:
+        """The qtypes every calibration node of a unit allows (int8, int16, and floats where allowed)."""
+        allowed = [set(self.allowed(n)) for n in self.unit_nodes(unit)]
+        return tuple(q for q in QTYPES if all(q in a for a in allowed))
+
+    def unit_qtype(self, assignment: dict[str, str], unit: str) -> str | None:
+        """The qtype all of a unit's calibration nodes have in `assignment`, None if they differ."""
+        qtypes = {assignment[n] for n in self.unit_nodes(unit)}
+        return qtypes.pop() if len(qtypes) == 1 else None
 
     # --- evaluation -------------------------------------------------------------------------
     def evaluate(self, assignments: list[dict[str, str]], label: str | None = None) -> list[Candidate | None]:

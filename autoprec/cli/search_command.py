@@ -71,7 +71,7 @@ def run_search_command(settings: SearchSettings, quiet: bool = False, as_json: b
         Console().print(scores_table(title, candidate_summary(result, winner)["outputs"]))
     state = result.state
     status = "[green]target met[/]" if result.met else "[red]target NOT met[/] (best-so-far config written)"
-    cost = f"cost {winner.cost:.4f}, {len(winner.changes())} int16 entries" if winner else "no candidate"
+    cost = f"cost {winner.cost:.4f}, {len(winner.changes())} entries above int8" if winner else "no candidate"
     console.print(
         f"{status}: {cost}; {state.used}/{state.budget} evaluations, sensitivity {state.sensitivity_runs} runs "
         f"({state.sensitivity_seconds:.1f} s), {result.seconds:.1f} s total -> {out}/quant_config.json"

@@ -184,8 +184,8 @@ class SearchState:
         """Evaluate the base with each set of units raised to int16."""
         return self.evaluate([self.raise_units(s) for s in unit_sets], strategy)
 
-    def raise_units(self, names: Iterable[str], base: dict[str, str] | None = None) -> dict[str, str]:
-        return raise_units(base or self.base, [self.unit_by_name[n] for n in names])
+    def raise_units(self, names: Iterable[str], base: dict[str, str] | None = None, qtype: str = "int16") -> dict:
+        return raise_units(base or self.base, [self.unit_by_name[n] for n in names], qtype)
 
     def raised_units(self, candidate: Candidate) -> list[str]:
         """Units fully raised to int16 in a candidate."""
