@@ -1,17 +1,19 @@
 """From the cheapest passing candidate, lower entries one lattice step (float32 -> float16 -> int16 -> int8,
 ec -> int8, skipping qtypes the profile does not allow) while every target still holds: first the largest
 lowerable prefix of the units ordered by least damage per cost (a bisection, ~log2 N evaluations), then
-one unit at a time, then one calibration node at a time (a unit's weight may go back to int8 while its
-activation stays), until no single entry can be lowered (1-minimal).
+one unit at a time, then one entry at a time, where an entry is a unit's weights or its activations (a
+Conv's weight may go back to int8 while its input stays int16: half the MACs cost on the chip), until no
+single entry can be lowered (1-minimal).
 
-Reads: `search.best`. Publishes: `results.one_minimal` (every single one-step lowering of a calibration
-node was evaluated and fails).
+Reads: `search.best`. Publishes: `results.one_minimal` (every single one-step lowering of an entry was
+evaluated and fails).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from autoprec.ir import FEATURE, WEIGHT
 from autoprec.strategy import SearchView, Strategy, bisect
 
 
@@ -39,9 +41,16 @@ class Prune(Strategy):
         low, _ = bisect(0, len(units), lowering_fails)  # lowering units[:low] passes
         current = self._lowered(search, current, units[:low])
         current = self._one_at_a_time(search, current, units)
-        nodes = [(n,) for entry in units for n in entry]
-        current = self._one_at_a_time(search, current, nodes)
-        steps = [t for t in (self._lowered(search, current, [n]) for n in nodes) if t != current]
+        entries = [
+            part
+            for unit in units
+            for part in (
+                tuple(n for n in unit if search.model.calibration[n].tensor_type == kind) for kind in (FEATURE, WEIGHT)
+            )
+            if part
+        ]
+        current = self._one_at_a_time(search, current, entries)
+        steps = [t for t in (self._lowered(search, current, [e]) for e in entries) if t != current]
         search.results.one_minimal = all(self._known_to_fail(search, t) for t in steps)
 
     def _one_at_a_time(
