@@ -145,6 +145,8 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         rows.append((item, values, extra))
     first = get_metric(metrics[0])  # worst first, by the value shown (worst over the selected outputs)
     rows.sort(key=lambda row: _worst_first(row[1][first.name], first.higher_is_better))
+    if result.node_type == "float":  # what float on the item repairs: the best repair first
+        rows.reverse()
     report = {item: values for item, values, _ in rows}
     Path(args.out).mkdir(parents=True, exist_ok=True)
     save_json(report, Path(args.out) / f"sensitivity_{args.node_type}.json")
