@@ -1,7 +1,7 @@
 """Issue 10 benchmark: the default search (float_fallback and the lattice-aware prune included) on the demo
 models, each winner described under the chip cost model and under the old MACs-only cost.
 
-    nice -n 10 python benchmarks/float_qtypes.py --models vad,magika,layout,ocr_det [--out DIR]
+    nice -n 10 python -m benchmarks.float_qtypes --models vad,magika,layout,ocr_det [--out DIR]
 
 Same setup as benchmarks/run.py's search part: 8 calibration samples, the search on the first 4 (layout,
 ocr_det) or 8 (vad, magika), budget 50, the generic profile (symmetric activations: the default
@@ -17,11 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from shared import demo_workdir
-
 from autoprec.api import search
 from autoprec.engine.cost import MAC_OPS, op_costs
 from autoprec.evaluate.exported import score_exported
+from benchmarks.shared import demo_workdir
 
 SEARCH_SAMPLES = {"layout": 4, "ocr_det": 4, "vad": 8, "magika": 8}
 TARGETS = {"layout": 0.97, "ocr_det": 0.99, "vad": 0.99, "magika": 0.99}
