@@ -1,7 +1,8 @@
 """The cost of a candidate on the chip: a small model of its time, from op sizes and the profile's rates.
 
-A MAC op (Conv, ConvTranspose, MatMul, Gemm) costs MACs x mac[qtype of input 0] x mac[qtype of input 1];
-any other op costs output elements x the sum of element[qtype] over its calibrated inputs (bytes moved).
+A MAC op (Conv, ConvTranspose, MatMul, Gemm; LSTM/GRU/RNN: their input and recurrent weights at every
+step) costs MACs x mac[qtype of input 0] x mac[qtype of input 1]; any other op costs output elements x
+the sum of element[qtype] over its calibrated inputs (bytes moved).
 "ec" on an input costs an int8 copy of the op (rate 2 x int8). The search charges the extra time over
 all-int8, normalized so that all-int16 (everything the profile allows) costs 1.0 (`ChipCost.extra`).
 Rates: `autoprec.hardware.CostModel` (README "Cost model"). Shapes come from onnx shape inference with
@@ -18,11 +19,12 @@ from autoprec.data import Sample
 from autoprec.hardware import CostModel
 from autoprec.ir import EC, CalibratedModel
 
-MAC_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
+MAC_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm", "LSTM", "GRU", "RNN"})
+RECURRENT = ("LSTM", "GRU", "RNN")
 
 
 def op_costs(model: CalibratedModel, sample: Sample) -> dict[str, float]:
-    """Normal node name -> MACs (conv, matmul) or output elements (everything else)."""
+    """Normal node name -> MACs (conv, matmul, recurrent cells) or output elements (everything else)."""
     shapes = _shapes(model.model, sample)
     costs = {}
     for node in model.model.graph.node:
@@ -36,6 +38,9 @@ def op_costs(model: CalibratedModel, sample: Sample) -> dict[str, float]:
             costs[node.name] = (float(np.prod(inp)) if inp else elements) * float(np.prod(weight[1:]))
         elif node.op_type in ("MatMul", "Gemm") and weight:
             costs[node.name] = elements * float(reduction_size(node, weight))
+        elif node.op_type in RECURRENT and weight and len(node.input) > 2 and node.input[0] in shapes:
+            steps = float(np.prod(shapes[node.input[0]][:2]))  # sequence x batch, in either layout
+            costs[node.name] = steps * float(np.prod(weight) + np.prod(shapes.get(node.input[2], [0])))
         else:
             costs[node.name] = elements
     return costs
