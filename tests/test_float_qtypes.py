@@ -137,3 +137,20 @@ def test_float_fallback_meets_vad_at_0_99(vad_workdir, tmp_path):
         assert exported.values[output][COSINE].mean() == best.scores.values[output][COSINE].mean() >= 0.99
     config = json.loads((tmp_path / "out" / "quant_config.json").read_text())
     assert "float16" in json.dumps(config["node_config"])
+
+
+def test_profiles_say_what_each_input_may_take(vad, tmp_path):
+    model = vad.model
+    weight, feature = model.calibration["/encoder.1/Conv:input1"], model.calibration["/encoder.1/Conv:input0"]
+    generic, hmct = get_profile("generic"), get_profile("hmct")
+    assert generic.allowed(model, weight) == ("int8", "int16", "float16", "float32")
+    assert hmct.allowed(model, weight) == ("int8", "ec", "float16", "float32")  # forced int8: ec or float
+    assert hmct.allowed(model, feature) == ("int8", "int16", "float16", "float32")
+    path = tmp_path / "chip.json"
+    path.write_text(json.dumps({"name": "chip", "forced_int8": {"Conv": [1]}, "qtypes": ["int8", "int16", "float32"],
+                                "op_qtypes": {"Add": {"0": ["int8"]}}}))  # fmt: skip
+    chip = get_profile(str(path))
+    assert chip.allowed(model, weight) == ("int8", "ec", "float32")
+    assert chip.allowed(model, model.calibration["/stft/Add:input0"]) == ("int8",)
+    assert chip.float_qtype(model, feature) == "float32"
+    assert "all-float16" not in baseline_assignments(model, chip)
