@@ -154,3 +154,11 @@ def test_profiles_say_what_each_input_may_take(vad, tmp_path):
     assert chip.allowed(model, model.calibration["/stft/Add:input0"]) == ("int8",)
     assert chip.float_qtype(model, feature) == "float32"
     assert "all-float16" not in baseline_assignments(model, chip)
+
+
+def test_float_fallback_resumes_on_the_same_path(vad_workdir, tmp_path):
+    whole = search(vad_workdir, target=0.99, budget=35, out=tmp_path / "whole")
+    search(vad_workdir, target=0.99, budget=12, out=tmp_path / "cut")  # stopped mid-search
+    resumed = search(vad_workdir, target=0.99, budget=35, out=tmp_path / "cut", resume=True)
+    assert [c.assignment for c in resumed.candidates] == [c.assignment for c in whole.candidates]
+    assert resumed.state.evaluator.model_runs < whole.state.evaluator.model_runs  # the first 12 came from the ledger
