@@ -68,8 +68,19 @@ class HardwareProfile:
 
     @property
     def identity(self) -> str:
-        """What the profile does, not what it is called: a hash of its forced-int8 set (ledgers and caches)."""
-        return hashlib.sha256(json.dumps(sorted(self.forced_int8)).encode()).hexdigest()[:20]
+        """What the profile does, not what it is called: a hash of its forced-int8 set and of whatever it sets
+        apart from the defaults (qtypes, op_qtypes, costs), for ledgers and caches."""
+        content: list = sorted(self.forced_int8)
+        extra = {
+            "qtypes": list(self.qtypes) if self.qtypes != QTYPES else None,
+            "op_qtypes": sorted([*k, *v] for k, v in self.op_qtypes.items()) or None,
+            "mac": dict(self.costs.mac) if dict(self.costs.mac) != dict(MAC_RATES) else None,
+            "element": dict(self.costs.element) if dict(self.costs.element) != dict(ELEMENT_RATES) else None,
+        }
+        extra = {k: v for k, v in extra.items() if v is not None}
+        if extra:
+            content = [content, extra]
+        return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:20]
 
     def is_forced_int8(self, model: CalibratedModel, cal: CalibrationNode) -> bool:
         """True if the chip keeps this calibration node int8 whatever the config says."""

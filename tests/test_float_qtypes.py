@@ -154,6 +154,7 @@ def test_profiles_say_what_each_input_may_take(vad, tmp_path):
     assert chip.allowed(model, model.calibration["/stft/Add:input0"]) == ("int8",)
     assert chip.float_qtype(model, feature) == "float32"
     assert "all-float16" not in baseline_assignments(model, chip)
+    assert chip.identity != get_profile("hmct").identity  # what it allows is part of what it is
 
 
 def test_float_fallback_resumes_on_the_same_path(vad_workdir, tmp_path):
