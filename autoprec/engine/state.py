@@ -166,7 +166,8 @@ class SearchState:
                 raise
             for (trial_id, assignment), scores in zip(claims.values(), scored):
                 candidate = self._make(assignment, scores, strategy)
-                self.ledger.complete(trial_id, strategy, candidate.changes(), scores.to_json(), candidate.cost)
+                shown = {"worst_margin": -max(t.gap(scores) for t in self.target.outputs), "passed": candidate.passed}
+                self.ledger.complete(trial_id, strategy, candidate.changes(), scores.to_json(), candidate.cost, shown)
                 self._remember(candidate)
         return [self._by_key.get(key) for key in keys]
 
