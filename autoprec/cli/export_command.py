@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from rich.console import Console
@@ -15,6 +14,7 @@ from autoprec.engine.target import build_target
 from autoprec.errors import UserError
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.hardware import get_profile
+from autoprec.model_io import dumps_json
 from autoprec.quant_config import from_quant_config, read_quant_config
 
 console = Console(stderr=True)
@@ -85,7 +85,7 @@ def export_qdq(args: argparse.Namespace, saved: SavedSearch | None) -> int:
     check = verify_export(evaluator, assignment, proto, target)
     rows = check.rows()
     if args.json:
-        print(json.dumps({"model": args.out, "outputs": rows, "deployed_meets_target": check.deployed_meets}))
+        print(dumps_json({"model": args.out, "outputs": rows, "deployed_meets_target": check.deployed_meets}))
     else:
         Console().print(_table(rows, args.out, evaluator.num_samples))
         console.print(f"wrote {args.out} (onnx.checker ok, {len(proto.SerializeToString()) / 1e6:.2f} MB)")

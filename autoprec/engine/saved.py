@@ -3,12 +3,12 @@ for the commands that work after it: `export`, `report`, `debug`."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from autoprec.engine.target import OutputTarget, Target
 from autoprec.errors import UserError
+from autoprec.model_io import read_json
 
 
 @dataclass
@@ -41,8 +41,8 @@ def load_saved(out: str | Path) -> SavedSearch:
     if not path.is_file():
         raise UserError(f"{path}: no search results here; run `autoprec search --out {out}` first")
     try:
-        result = json.loads(path.read_text())
-        candidates = json.loads((out / "candidates.json").read_text())
+        result = read_json(path)
+        candidates = read_json(out / "candidates.json")
     except (OSError, ValueError) as exc:
         raise UserError(f"{out}: unreadable search results ({exc}); run the search again with --force") from exc
     return SavedSearch(out, result, candidates)

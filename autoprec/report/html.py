@@ -8,7 +8,6 @@ sensitivity, the curve along the sensitivity order, the winner's config by op ty
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 from rich.console import Console
@@ -17,6 +16,7 @@ from autoprec.engine.saved import SavedSearch, load_saved
 from autoprec.engine.sensitivity import Sensitivity
 from autoprec.evaluate import Evaluator
 from autoprec.hardware import HardwareProfile, get_profile
+from autoprec.model_io import read_json
 from autoprec.report import figures
 from autoprec.report.curve import ranking_curve
 from autoprec.report.debug import ranking_curve_figure
@@ -113,7 +113,7 @@ def _sensitivity(saved: SavedSearch) -> str:
     path = saved.out / "sensitivity-node-single.json"
     if not path.is_file():
         return _section("Sensitivity", "<p class='note'>no sensitivity pass in this search</p>", "sensitivity")
-    values = json.loads(path.read_text())["values"]
+    values = read_json(path)["values"]
     measured = list(next(iter(values.values())))
     outputs = [t.output for t in saved.target.outputs if t.output in measured] or measured  # task-only targets
     tables = []
@@ -139,7 +139,7 @@ def _curve(saved: SavedSearch, evaluator: Evaluator | None, profile: HardwarePro
     if evaluator is None or not sensitivity_file.is_file():
         body = "<p class='note'>not computed (needs the model and the search's sensitivity pass)</p>"
     else:
-        sensitivity = Sensitivity.from_json(json.loads(sensitivity_file.read_text()))
+        sensitivity = Sensitivity.from_json(read_json(sensitivity_file))
         indices = list(range(min(2, evaluator.num_samples)))
         curve = ranking_curve(evaluator, profile, sensitivity, saved.target, indices)
         body = _figure(inline_svg(ranking_curve_figure(curve, saved.target)), "curve")
@@ -147,7 +147,7 @@ def _curve(saved: SavedSearch, evaluator: Evaluator | None, profile: HardwarePro
 
 
 def _config(saved: SavedSearch, evaluator: Evaluator | None) -> str:
-    config = json.loads(saved.config_path.read_text()) if saved.config_path.is_file() else {"node_config": {}}
+    config = read_json(saved.config_path) if saved.config_path.is_file() else {"node_config": {}}
     changes = {
         n: spec.get("qtype") or "/".join(sorted(set(spec.values()))) for n, spec in config["node_config"].items()
     }
