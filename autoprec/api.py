@@ -24,8 +24,10 @@ from autoprec.engine.target import build_target
 from autoprec.engine.verify import check_exported
 from autoprec.errors import UserError
 from autoprec.evaluate import EvalSpec, Evaluator
+from autoprec.evaluate.simulator import RUNTIMES
 from autoprec.hardware import get_profile
 from autoprec.quant_config import parse_subgraph, subgraph_nodes
+from autoprec.report.html import report_after_search
 
 __all__ = ["SearchResult", "SearchSettings", "resolve_workdir", "search"]
 
@@ -63,11 +65,12 @@ def search(
         raise UserError(f"--budget must be at least 1 evaluation, got {settings.budget}")
     if settings.sensitivity_samples < 1:
         raise UserError(f"--sensitivity-samples must be at least 1, got {settings.sensitivity_samples}")
+    if settings.runtime not in RUNTIMES:
+        raise UserError(f"unknown runtime '{settings.runtime}'; use one of {', '.join(RUNTIMES)}")
     strategies = load_strategies(settings.strategies, settings.options)
     model_path, data_path = resolve_workdir(settings.model, settings.data)
-    evaluator = Evaluator(
-        EvalSpec(str(model_path), str(data_path), settings.num_samples, settings.task_metric), jobs=settings.jobs
-    )
+    eval_spec = EvalSpec(str(model_path), str(data_path), settings.num_samples, settings.task_metric, settings.runtime)
+    evaluator = Evaluator(eval_spec, jobs=settings.jobs)
     user_subgraphs = dict(parse_subgraph(spec) for spec in settings.subgraphs)
     for subgraph in user_subgraphs.values():
         subgraph_nodes(evaluator.model, subgraph["inputs"], subgraph["outputs"])
@@ -87,6 +90,8 @@ def search(
         "profile": profile.identity,
         "target": goal.identity(settings.task_metric),
     }
+    if settings.runtime != "as-searched":  # a ledger scored on another runtime is another search
+        identity["runtime"] = settings.runtime
     ledger = Ledger(
         storage or default_storage(out_dir), study, identity, join=settings.resume or storage is not None,
         exclusive=storage is None,
@@ -99,6 +104,8 @@ def search(
     if result.winner is not None:
         result.exported = check_exported(state, result.winner)
     write_outputs(result, out_dir)
+    if settings.report:
+        report_after_search(out_dir, evaluator, profile)
     return result
 
 

@@ -75,7 +75,13 @@ def cmd_candidates(args: argparse.Namespace) -> int:
         raise UserError(f"{path}: no candidates yet; run `autoprec search` first")
     try:
         summaries = read_json(path)
-        table = candidates_table(summaries, args.top)
+        if args.pareto:
+            from autoprec.engine.saved import load_saved
+            from autoprec.report.pareto import pareto_front
+
+            summaries = pareto_front(summaries, load_saved(args.out).target)
+        title = "Pareto front: cost vs worst margin" if args.pareto else None
+        table = candidates_table(summaries, args.top, title)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a damaged or foreign file
         raise UserError(f"{path}: not a candidates file of `autoprec search` ({exc!r}); run the search again") from exc
     Console().print(table)
@@ -92,7 +98,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     config_path = Path(args.config)
     config = read_quant_config(config_path)
     model_path, data_path = resolve_workdir(args.workdir, args.data)
-    spec = EvalSpec(str(model_path), str(data_path), args.num_samples, args.task_metric)
+    spec = EvalSpec(str(model_path), str(data_path), args.num_samples, args.task_metric, args.runtime)
     evaluator = Evaluator(spec, jobs=args.jobs)
     profile = get_profile(args.profile)
     assignment = from_quant_config(evaluator.model, config, profile)

@@ -1,4 +1,6 @@
-"""`autoprec export --format hmct`: a config (or the model's own qtypes) -> HMCT calibrated model + quant_config."""
+"""`autoprec export --format hmct`: a config (or the model's own qtypes) -> HMCT calibrated model + quant_config.
+
+The `export` parser (both formats) is in `autoprec.cli.export_command`."""
 
 from __future__ import annotations
 
@@ -12,20 +14,6 @@ from autoprec.errors import UserError
 from autoprec.ir.hmct_attrs import SEARCHABLE
 
 console = Console(stderr=True)
-
-
-def add_export_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
-        "export", parents=[common], help="write a config as HMCT's calibrated model (HzCalibration nodes)"
-    )
-    p.add_argument("workdir", nargs="?", default=".", help="model_output folder or calibrated model (default: .)")
-    p.add_argument("--format", default="hmct", choices=["hmct"], help="hmct: HzCalibration nodes (default)")
-    p.add_argument("--config", help="quant_config.json to apply (default: the model's own qtypes, a conversion)")
-    p.add_argument("--profile", default="generic", help="hardware profile the config was searched with")
-    p.add_argument("-o", "--out", default="hmct_output/calibrated_model.onnx",
-                   help="the model to write; quant_config.json goes next to it (default: hmct_output/)")  # fmt: skip
-    p.add_argument("--force", action="store_true", help="replace existing files")
-    p.set_defaults(func=cmd_export_hmct)
 
 
 def cmd_export_hmct(args: argparse.Namespace) -> int:

@@ -13,7 +13,8 @@ from autoprec.cli.commands import (
     cmd_evaluate,
     cmd_sensitivity,
 )
-from autoprec.cli.export_hmct import add_export_parser
+from autoprec.cli.export_command import add_export_parser
+from autoprec.cli.report_commands import add_report_parsers
 from autoprec.cli.search_command import cmd_search
 from autoprec.engine.settings import DEFAULT_STRATEGIES
 
@@ -79,11 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=15, help="rows of the candidates table")
     p.add_argument("--quiet", action="store_true", help="no progress or tables, only the final line")
     p.add_argument("--json", action="store_true", help="print result.json to stdout")
+    p.add_argument("--no-report", dest="report", action="store_false", help="do not write OUT/report.html")
+    _add_runtime_arg(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("candidates", parents=[common], help="show the ranked candidates of a search again")
     p.add_argument("--out", default="autoprec_out", help="result folder (default: autoprec_out)")
     p.add_argument("--top", type=int, default=30)
+    p.add_argument("--pareto", action="store_true", help="only the non-dominated candidates (cost vs worst margin)")
     p.set_defaults(func=cmd_candidates)
 
     p = sub.add_parser("evaluate", parents=[common], help="per-output scores of a quant_config (found or hand-written)")
@@ -91,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_args(p)
     p.add_argument("--config", required=True, help="quant_config.json")
     p.add_argument("--json", action="store_true")
+    _add_runtime_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -127,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2)
     p.set_defaults(func=cmd_demo)
     add_export_parser(sub, common)
+    add_report_parsers(sub, common)
     return parser
 
 
@@ -138,6 +144,12 @@ def _add_target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task-metric", metavar="MODULE:FUNCTION",
                    help="score outputs with your function f(float_outputs, quant_outputs); --target is then the "
                    "share of the float model's score to keep")  # fmt: skip
+
+
+def _add_runtime_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runtime", default="as-searched", choices=["as-searched", "ort-default"],
+                   help="ort-default: score candidates as onnxruntime's default CPU session runs the exported model "
+                   "(fused integer kernels), so the winner is chosen on what deploys")  # fmt: skip
 
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:

@@ -24,6 +24,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         strategies=tuple(args.strategies.split(",")), options=dict(_option(o) for o in args.option),
         subgraphs=tuple(args.subgraph), out=args.out, resume=args.resume, force=args.force, storage=args.storage,
         study=args.study, jobs=args.jobs, num_samples=args.num_samples, sensitivity_samples=args.sensitivity_samples,
+        runtime=args.runtime, report=args.report,
     )  # fmt: skip
 
 
@@ -75,6 +76,7 @@ def run_search_command(settings: SearchSettings, quiet: bool = False, as_json: b
     console.print(
         f"{status}: {cost}; {state.used}/{state.budget} evaluations, sensitivity {state.sensitivity_runs} runs "
         f"({state.sensitivity_seconds:.1f} s), {result.seconds:.1f} s total -> {out}/quant_config.json"
+        + (", report.html" if settings.report and (out / "report.html").is_file() else "")
     )
     return 0 if result.met else 1
 

@@ -12,6 +12,7 @@ so a killed search loses nothing.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -78,6 +79,9 @@ class Ledger:
                 raise UserError(f"study '{study}' belongs to a search with another {differs[0]}; use another --study")
         else:
             self.study = optuna.create_study(storage=self.storage, study_name=study, direction="minimize")
+            with warnings.catch_warnings():  # experimental in Optuna, stable in use since 3.2
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.study.set_metric_names(["cost"])  # optuna-dashboard's name for the trial value
             if identity is not None:
                 self.study.set_user_attr(IDENTITY_ATTR, identity)
         self.exclusive = exclusive
@@ -132,9 +136,15 @@ class Ledger:
                 return None
             time.sleep(POLL_SECONDS)
 
-    def complete(self, trial_id: int, strategy: str, changes: dict[str, str], scores: dict, cost: float) -> None:
-        """Store a finished evaluation (committed before this returns)."""
+    def complete(
+        self, trial_id: int, strategy: str, changes: dict[str, str], scores: dict, cost: float,
+        shown: dict[str, float | str | bool] | None = None,
+    ) -> None:  # fmt: skip
+        """Store a finished evaluation (committed before this returns); `shown`: extra user attrs for
+        optuna-dashboard's trial table (the strategy is always one)."""
         record = {"strategy": strategy, "changes": changes, "scores": scores}
+        for key, value in {"strategy": strategy, **(shown or {})}.items():
+            self.storage.set_trial_user_attr(trial_id, key, value)
         self.storage.set_trial_user_attr(trial_id, "record", record)
         self.storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [cost])
 

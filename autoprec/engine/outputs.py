@@ -9,7 +9,7 @@ from autoprec.engine.state import Candidate
 from autoprec.model_io import save_json
 from autoprec.quant_config import to_quant_config
 
-OUTPUT_FILES = ("quant_config.json", "candidates.json", "result.json", "ledger.journal")
+OUTPUT_FILES = ("quant_config.json", "candidates.json", "result.json", "ledger.journal", "report.html")
 
 
 def candidate_summary(result: SearchResult, candidate: Candidate) -> dict:
@@ -60,6 +60,10 @@ def write_outputs(result: SearchResult, out_dir: Path) -> None:
             "strategies": result.strategies,
             "profile": state.profile.name,
             "target": state.target.to_json(),
+            "model": state.evaluator.spec.model_path,
+            "data": state.evaluator.spec.data_path,
+            "num_samples": state.evaluator.num_samples,
+            "runtime": state.evaluator.spec.runtime,
             "all_int16_fails": state.results.ceiling_fails or [],
         },
         out_dir / "result.json",

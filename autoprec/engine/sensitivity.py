@@ -184,6 +184,8 @@ def load_or_measure(
 ) -> Sensitivity:
     """`measure`, cached in `cache_dir` per (model, data, profile, node type, mode, samples)."""
     identity = [evaluator.model_hash, evaluator.data_hash, profile.identity, node_type, mode, indices]
+    if evaluator.spec.runtime != "as-searched":  # measured on another runtime: another cache entry
+        identity.append(evaluator.spec.runtime)
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:20]
     path = Path(cache_dir) / f"sensitivity-{node_type}-{mode}.json"
     if path.exists():

@@ -45,3 +45,5 @@ class SearchSettings:
     jobs: int = 1
     num_samples: int | None = None
     sensitivity_samples: int = 2
+    report: bool = True  # write OUT/report.html at the end (needs matplotlib)
+    runtime: str = "as-searched"  # "ort-default": score every candidate as onnxruntime's default session runs it

@@ -25,6 +25,7 @@ from autoprec.engine.units import Unit, raise_units, search_units
 from autoprec.errors import UserError
 from autoprec.evaluate import Evaluator, Scores
 from autoprec.hardware import HardwareProfile
+from autoprec.model_io import strict
 
 
 def assignment_key(assignment: dict[str, str]) -> str:
@@ -165,7 +166,9 @@ class SearchState:
                 raise
             for (trial_id, assignment), scores in zip(claims.values(), scored):
                 candidate = self._make(assignment, scores, strategy)
-                self.ledger.complete(trial_id, strategy, candidate.changes(), scores.to_json(), candidate.cost)
+                margin = -max(t.gap(scores) for t in self.target.outputs)
+                shown = {"worst_margin": strict(margin), "passed": candidate.passed}
+                self.ledger.complete(trial_id, strategy, candidate.changes(), scores.to_json(), candidate.cost, shown)
                 self._remember(candidate)
         return [self._by_key.get(key) for key in keys]
 

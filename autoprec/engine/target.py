@@ -31,7 +31,10 @@ class OutputTarget:
     def gap(self, scores: Scores) -> float:
         """How far the output is from its target (<= 0 when met), in the metric's units; infinite when the
         value is NaN (a non-finite output never passes)."""
-        value = self.value(scores)
+        return self.gap_of(self.value(scores))
+
+    def gap_of(self, value: float) -> float:
+        """`gap` of an already aggregated value (infinite for NaN)."""
         if math.isnan(value):
             return math.inf
         return self.threshold - value if get_metric(self.metric).higher_is_better else value - self.threshold

@@ -7,7 +7,9 @@ import math
 
 from autoprec.engine.state import Candidate, SearchState
 from autoprec.errors import InternalError
+from autoprec.evaluate import session_options
 from autoprec.evaluate.exported import score_exported
+from autoprec.ir.deploy import deploy_onnx
 
 RELATIVE_TOLERANCE = 1e-6  # beyond rounding: the simulation is meant to be bit-exact with the export
 
@@ -17,7 +19,11 @@ def check_exported(state: SearchState, candidate: Candidate) -> dict[str, dict]:
 
     The task pseudo-output (a user function of all outputs) is not re-run: its inputs are the outputs
     checked here."""
-    exported = score_exported(state.evaluator, candidate.assignment)
+    runtime = state.evaluator.spec.runtime  # ort-default: the deployable file in onnxruntime's default session
+    deployed = deploy_onnx(state.evaluator.model, candidate.assignment) if runtime != "as-searched" else None
+    exported = score_exported(
+        state.evaluator, candidate.assignment, options=session_options(1, runtime), model=deployed
+    )
     report = {}
     for target in state.target.outputs:
         if target.output not in exported.values:

@@ -35,6 +35,7 @@ class EvalSpec:
     data_path: str
     num_samples: int | None = None
     task_metric: str | None = None  # module:function; workers then also return the raw outputs
+    runtime: str = "as-searched"  # or "ort-default": candidates run as onnxruntime's default session deploys them
 
 
 class _Worker:
@@ -43,7 +44,7 @@ class _Worker:
     def __init__(self, spec: EvalSpec):
         self.model = CalibratedModel.load(spec.model_path)
         self.samples: list[Sample] = load_samples(spec.data_path, model_inputs(self.model.model), spec.num_samples)
-        self.simulator = Simulator(self.model)
+        self.simulator = Simulator(self.model, runtime=spec.runtime)
         self.outputs = [o.name for o in self.model.model.graph.output]
         self._references: dict[int, list[np.ndarray]] = {}
 

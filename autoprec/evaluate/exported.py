@@ -6,6 +6,7 @@ onnxruntime deploys it by default, with its integer-kernel QDQ fusion)."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 from autoprec.evaluate.evaluator import Assignment, Evaluator
@@ -19,10 +20,12 @@ def score_exported(
     assignment: Assignment,
     indices: list[int] | None = None,
     options: ort.SessionOptions | None = None,
+    model: onnx.ModelProto | None = None,
 ) -> Scores:
-    """Scores of `assignment` run as its exported static QDQ model (default: the search's session options)."""
+    """Scores of `assignment` run as its exported static QDQ model (default: the search's session options);
+    `model`: score this already exported model of `assignment` instead."""
     indices = list(range(evaluator.num_samples)) if indices is None else list(indices)
-    proto = evaluator.model.to_onnx(assignment).SerializeToString()
+    proto = (model or evaluator.model.to_onnx(assignment)).SerializeToString()
     session = ort.InferenceSession(proto, options or session_options(1), providers=["CPUExecutionProvider"])
     values: dict[str, dict[str, list[float]]] = {o: {} for o in evaluator.outputs}
     for i, reference in zip(indices, evaluator.references(indices)):

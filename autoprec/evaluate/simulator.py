@@ -19,17 +19,21 @@ import onnxruntime as ort
 from onnx import TensorProto, numpy_helper
 
 from autoprec.ir import EC, FEATURE, CalibratedModel, CalibrationNode
+from autoprec.ir.deploy import deploy_onnx
 from autoprec.ir.float16 import float16_round
 from autoprec.ir.records import graph_maps
 
 Assignment = dict[str, str]
+RUNTIMES = ("as-searched", "ort-default")  # ort-default: onnxruntime's default session, as ONNX Runtime CPU deploys
 IN_MEMORY_MIN_ELEMENTS = 256  # smaller initializers (shapes, scalars) stay in the proto
 
 
-def session_options(threads: int = 1) -> ort.SessionOptions:
-    """The one session configuration every simulation uses (no integer-kernel QDQ fusion)."""
+def session_options(threads: int = 1, runtime: str = "as-searched") -> ort.SessionOptions:
+    """The session configuration of a simulation: no integer-kernel QDQ fusion, or (`ort-default`)
+    onnxruntime's defaults with their fused integer kernels."""
     options = ort.SessionOptions()
-    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    if runtime == "as-searched":
+        options.add_session_config_entry("session.disable_quant_qdq", "1")
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 4  # failures surface as exceptions (one-line errors), not log lines
@@ -39,15 +43,20 @@ def session_options(threads: int = 1) -> ort.SessionOptions:
 class Simulator:
     """Builds onnxruntime sessions for assignments of one calibrated model."""
 
-    def __init__(self, model: CalibratedModel, threads: int = 1):
+    def __init__(self, model: CalibratedModel, threads: int = 1, runtime: str = "as-searched"):
         self.model = model
         self.threads = threads
+        self.runtime = runtime
         self._values: dict[tuple[str, str], ort.OrtValue] = {}
         self._weights = _private_weights(model)  # tensor -> its one calibration node (the in-memory fast path)
 
     def session(self, assignment: Assignment | None) -> ort.InferenceSession:
         """A session for `assignment` (None: the float model)."""
         qtypes = {**self.model.assignment(), **(assignment or {})} if assignment is not None else {}
+        if self.runtime == "ort-default" and assignment is not None:  # the deployed file, fused as it deploys
+            proto = deploy_onnx(self.model, qtypes).SerializeToString()
+            options = session_options(self.threads, self.runtime)
+            return ort.InferenceSession(proto, options, providers=["CPUExecutionProvider"])
         rendered = {
             name: (qtypes[name] if assignment is not None and self._rendered(cal, qtypes[name]) else "float32")
             for name, cal in self.model.calibration.items()

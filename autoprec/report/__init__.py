@@ -1,4 +1,5 @@
-"""Reporting: rich tables for the terminal."""
+"""Reporting: rich tables for the terminal (`tables`); report.html (`html`, `figures`, `notes`, `pareto`,
+`curve`) and HMCT's debug plots (`debug`, `tensors`), drawn with the optional matplotlib (`plotting`)."""
 
 from autoprec.report.tables import baseline_table, candidates_table, scores_table, sensitivity_table
 

@@ -34,9 +34,9 @@ def baseline_table(outputs: list[str], results: dict[str, Scores], metric: str) 
     return table
 
 
-def candidates_table(summaries: list[dict], top: int = 15) -> Table:
+def candidates_table(summaries: list[dict], top: int = 15, title: str | None = None) -> Table:
     """Ranked candidates: passing by cost, then failing by how far they are from the target."""
-    table = Table(title="Candidates (passing by cost, then closest failing)")
+    table = Table(title=title or "Candidates (passing by cost, then closest failing)")
     for name, justify in (("#", "right"), ("strategy", "left"), ("meets", "center"), ("cost", "right"),
                           ("entries", "right"), ("worst output (value / target)", "left")):  # fmt: skip
         table.add_column(name, justify=justify)

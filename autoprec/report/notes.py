@@ -1,0 +1,47 @@
+"""The search told in words, from result.json and candidates.json (the report's first section)."""
+
+from __future__ import annotations
+
+from autoprec.engine.saved import SavedSearch
+from autoprec.report.pareto import pareto_front, worst_margin
+
+
+def search_notes(saved: SavedSearch) -> list[str]:
+    """Sentences: target, baselines, winner, the real choices on the Pareto front, and what was spent."""
+    r, target = saved.result, saved.target
+    notes = [
+        f"Target: {'; '.join(f'{t.output} {t.describe()}' for t in target.outputs)}"
+        f" (candidates scored {r.get('runtime', 'as-searched')}, profile {r.get('profile')})."
+    ]
+    base = sorted((c for c in saved.candidates if c["strategy"] == "baselines"), key=lambda c: c["index"])
+    for c in base:
+        name = "all-int8" if c["entries"] == 0 else "all-int16"
+        failing = [o for o, info in c["outputs"].items() if info["gap"] > 0]
+        notes.append(f"{name} {'fails ' + ', '.join(failing) if failing else 'meets every target'} "
+                     f"(worst margin {worst_margin(c, target):+.5f}).")  # fmt: skip
+    winner = r.get("winner")
+    if winner is None:
+        notes.append("No candidate was evaluated.")
+    else:
+        verdict = "meets the target" if r["meets_target"] else "does NOT meet the target (best failing candidate)"
+        minimal = " No single raised unit can be dropped (checked)." if r.get("one_minimal") else ""
+        notes.append(
+            f"Winner #{winner['index']} from {winner['strategy']} {verdict}: cost {winner['cost']:.4f} of all-int16, "
+            f"{winner['entries']} int16 entries, worst margin {worst_margin(winner, target):+.5f}.{minimal}"
+        )
+    front = [c for c in pareto_front(saved.candidates, target) if worst_margin(c, target) >= 0]
+    if len(front) > 1:
+        choices = ", ".join(f"cost {c['cost']:.4f} at margin {worst_margin(c, target):+.5f}" for c in front[:6])
+        notes.append(f"Passing choices on the Pareto front (more cost buys more margin): {choices}.")
+    if r.get("all_int16_fails"):
+        notes.append(f"all-int16 fails {', '.join(r['all_int16_fails'])}: only error compensation or float can "
+                     "go beyond it.")  # fmt: skip
+    spent: dict[str, int] = {}
+    for c in saved.candidates:
+        spent[c["strategy"]] = spent.get(c["strategy"], 0) + 1
+    notes.append(
+        f"{r['evaluations']} of {r['budget']} evaluations ({', '.join(f'{s} {n}' for s, n in spent.items())}); "
+        f"sensitivity pass {r.get('sensitivity_model_runs', 0)} model runs ({r.get('sensitivity_seconds', 0)} s); "
+        f"{r.get('seconds', 0)} s in all."
+    )
+    return notes

@@ -1,0 +1,20 @@
+"""The Pareto front of a search's candidates: cost against the worst output's margin to its target."""
+
+from __future__ import annotations
+
+from autoprec.engine.target import Target
+
+
+def worst_margin(summary: dict, target: Target) -> float:
+    """The smallest margin over the outputs (value above its threshold, in the metric's units; < 0 fails)."""
+    return min(-t.gap_of(summary["outputs"][t.output]["value"]) for t in target.outputs)
+
+
+def pareto_front(summaries: list[dict], target: Target) -> list[dict]:
+    """The candidates no other beats on both cost (lower) and worst margin (higher), cheapest first."""
+    points = [(c["cost"], worst_margin(c, target), c) for c in summaries]
+    front = [
+        c for cost, margin, c in points
+        if not any(o <= cost and m >= margin and (o < cost or m > margin) for o, m, _ in points)
+    ]  # fmt: skip
+    return sorted(front, key=lambda c: (c["cost"], c["entries"]))
