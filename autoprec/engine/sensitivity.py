@@ -48,6 +48,7 @@ class Sensitivity:
     items: dict[str, list[str]] = field(default_factory=dict)
     model_runs: int = 0
     seconds: float = 0.0
+    equivalents: float = 0.0  # full-model-run equivalents executed (MACs run / model MACs per sample)
     _scaled: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict, repr=False, compare=False)
 
     def loss(self, item: str, metric: str, outputs: list[str] | None = None) -> float:
@@ -132,8 +133,10 @@ def measure(
     indices: list[int] | None = None,
     interested: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    incremental: bool = True,
 ) -> Sensitivity:
-    """Run the sensitivity pass: one evaluation per item on the samples `indices`."""
+    """Run the sensitivity pass: one evaluation per item on the samples `indices`. `incremental` runs only the
+    part of the graph downstream of each item, fed with the background's activations cached at the cut."""
     if mode not in MODES:
         raise UserError(f"unknown sensitivity mode '{mode}'; use one of {', '.join(MODES)}")
     if node_type == "float" and mode != "drop":
@@ -155,22 +158,27 @@ def measure(
     if node_type == "float":  # the profile's ceiling with one item left in float
         background = baselines["all-int16"]
         levels = {n: profile.float_qtype(model, c) or level for n, c in model.calibration.items()}
-    started, runs_before = time.perf_counter(), evaluator.model_runs
+    started, runs_before, equivalents_before = time.perf_counter(), evaluator.model_runs, evaluator.equivalents
     values: dict[str, dict[str, dict[str, float]]] = {}
-    batch = max(1, evaluator.jobs)
     keys = list(items)
+    batch = max(evaluator.jobs, len(keys) // 20) if incremental else max(1, evaluator.jobs)
     for start in range(0, len(keys), batch):
         chunk = keys[start : start + batch]
-        assignments = [{**background, **{c: levels[c] for c in items[item]}} for item in chunk]
-        for item, scores in zip(chunk, evaluator.evaluate_many(assignments, indices)):
+        changes = [{c: levels[c] for c in items[item]} for item in chunk]
+        if incremental:
+            scored = evaluator.evaluate_changes(background, changes, indices, [items[k] for k in keys])
+        else:
+            scored = evaluator.evaluate_many([{**background, **change} for change in changes], indices)
+        for item, scores in zip(chunk, scored):
             values[item] = {
                 out: {m: float(np.mean(scores.values[out][m])) for m in METRICS} for out in evaluator.outputs
             }
         if progress:
             progress(min(start + batch, len(keys)), len(keys))
     return Sensitivity(
-        mode, node_type, values, items, evaluator.model_runs - runs_before, time.perf_counter() - started
-    )
+        mode, node_type, values, items, evaluator.model_runs - runs_before, time.perf_counter() - started,
+        evaluator.equivalents - equivalents_before,
+    )  # fmt: skip
 
 
 def load_or_measure(

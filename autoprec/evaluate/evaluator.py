@@ -9,6 +9,7 @@ see `autoprec.evaluate.simulator`. Float references are computed once per proces
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ import numpy as np
 from joblib import Parallel, delayed
 
 from autoprec.data import Sample, load_samples, model_inputs
+from autoprec.engine.cost import op_costs
+from autoprec.evaluate.incremental import Incremental
 from autoprec.evaluate.metrics import compare
 from autoprec.evaluate.runs import run_sample
 from autoprec.evaluate.scores import Scores
@@ -47,12 +50,23 @@ class _Worker:
         self.simulator = Simulator(self.model, runtime=spec.runtime)
         self.outputs = [o.name for o in self.model.model.graph.output]
         self._references: dict[int, list[np.ndarray]] = {}
+        self._incremental: dict[str, Incremental] = {}
+        self.executed = 0.0  # full-model-run equivalents of the runs made by this process
 
     def run(self, assignment: Assignment | None, indices: list[int]) -> list[list[np.ndarray]]:
         session = self.simulator.session(assignment)
+        self.executed += len(indices)
         if assignment is None:  # the float model failing on a sample is the data's fault; a candidate failing is ours
             return [run_sample(session, self.outputs, self.samples[i], i) for i in indices]
         return [session.run(self.outputs, self.samples[i]) for i in indices]
+
+    def incremental(self, background: Assignment) -> Incremental:
+        """The incremental runner against `background` (one per background, kept for the process)."""
+        key = json.dumps(sorted(background.items()))
+        if key not in self._incremental:
+            macs = op_costs(self.model, self.samples[0])
+            self._incremental[key] = Incremental(self.simulator, self.samples, self.outputs, background, macs)
+        return self._incremental[key]
 
     def references(self, indices: list[int]) -> list[list[np.ndarray]]:
         missing = [i for i in indices if i not in self._references]
@@ -61,10 +75,19 @@ class _Worker:
                 self._references[i] = outputs
         return [self._references[i] for i in indices]
 
-    def scores(self, assignment: Assignment, indices: list[int]) -> dict[str, dict[str, list[float]]]:
+    def scores(
+        self, assignment: Assignment, indices: list[int], background: Assignment | None = None
+    ) -> dict[str, dict[str, list[float]]]:
+        """Metrics per output and sample against float; with `background`, run only what differs from it."""
         refs = self.references(indices)
         result: dict[str, dict[str, list[float]]] = {o: {} for o in self.outputs}
-        self.last_outputs = self.run(assignment, indices)
+        if background is None:
+            self.last_outputs = self.run(assignment, indices)
+        else:
+            runner = self.incremental(background)
+            before = runner.executed
+            self.last_outputs = runner.run(assignment, indices)
+            self.executed += runner.executed - before
         for ref, out in zip(refs, self.last_outputs):
             for name, r, q in zip(self.outputs, ref, out):
                 for metric, value in compare(r, q).items():
@@ -90,10 +113,31 @@ def _signature(spec: EvalSpec) -> tuple:
     return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
 
 
-def _score_chunk(spec: EvalSpec, assignment: Assignment, indices: list[int]) -> tuple[dict, list | None]:
+def _score_chunk(
+    spec: EvalSpec, assignment: Assignment, indices: list[int], background: Assignment | None = None
+) -> tuple[dict, list | None, float]:
+    """Scores of one assignment on some samples in this process, its raw outputs if a task metric needs them,
+    and the full-model-run equivalents it took."""
     worker = _worker(spec)
-    scores = worker.scores(assignment, indices)
-    return scores, (worker.last_outputs if spec.task_metric else None)
+    before = worker.executed
+    scores = worker.scores(assignment, indices, background)
+    return scores, (worker.last_outputs if spec.task_metric else None), worker.executed - before
+
+
+def _score_changes(
+    spec: EvalSpec, background: Assignment, changes: list[Assignment], indices: list[int], upcoming: list[list[str]]
+) -> tuple[list[tuple[dict, list | None]], float]:
+    """Scores (and raw outputs) of `background` updated by each of `changes`, run incrementally, and the
+    full-model-run equivalents it took. The activations every change in `upcoming` (calibration node lists)
+    will need are cached first, in one background run per sample."""
+    worker = _worker(spec)
+    before = worker.executed
+    runner = worker.incremental(background)
+    prefetch_start = runner.executed
+    runner.prefetch(set().union(*(runner.expected_cut(c) for c in upcoming)), indices)
+    worker.executed += runner.executed - prefetch_start
+    parts = [_score_chunk(spec, {**background, **change}, indices, background)[:2] for change in changes]
+    return parts, worker.executed - before
 
 
 @dataclass
@@ -103,6 +147,7 @@ class Evaluator:
     spec: EvalSpec
     jobs: int = 1
     model_runs: int = field(default=0, init=False)
+    equivalents: float = field(default=0.0, init=False)  # full-model-run equivalents (MACs run / model MACs)
     seconds: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
@@ -157,15 +202,49 @@ class Evaluator:
         else:
             parts = [_score_chunk(self.spec, a, chunk) for a, chunk in tasks]
         self.model_runs += len(assignments) * len(indices)
+        self.equivalents += sum(executed for _, _, executed in parts)
+        results = self._collect([part[:2] for part in parts], len(chunks), indices)
+        self.seconds += time.perf_counter() - started
+        return results
+
+    def evaluate_changes(
+        self, background: Assignment, changes: list[Assignment], indices: list[int] | None = None,
+        upcoming: list[list[str]] | None = None,
+    ) -> list[Scores]:  # fmt: skip
+        """Scores of `background` updated by each of `changes`, each running only the part of the graph its change
+        affects, fed with the background's cached activations (same numbers as `evaluate_many` to rounding).
+        `upcoming`: calibration node lists of changes later calls will bring, cached in the same background run."""
+        indices = list(range(self.num_samples)) if indices is None else list(indices)
+        upcoming = upcoming or [list(c) for c in changes]
+        started = time.perf_counter()
+        shares = [changes[k :: self.jobs] for k in range(min(self.jobs, len(changes)))]
+        if len(shares) > 1:
+            done = Parallel(n_jobs=self.jobs, backend="loky")(
+                delayed(_score_changes)(self.spec, background, share, indices, upcoming) for share in shares
+            )
+        else:
+            done = [_score_changes(self.spec, background, changes, indices, upcoming)]
+        parts: list = [None] * len(changes)
+        for k, (share, executed) in enumerate(done):
+            parts[k :: self.jobs] = share
+            self.equivalents += executed
+        self.model_runs += len(changes) * len(indices)
+        results = self._collect(parts, 1, indices)
+        self.seconds += time.perf_counter() - started
+        return results
+
+    def _collect(self, parts: list[tuple[dict, list | None]], chunks: int, indices: list[int]) -> list[Scores]:
+        """Scores per assignment from its `chunks` consecutive parts (sample chunks of `indices`)."""
         results = []
-        for k in range(len(assignments)):
-            mine = [scores for scores, _ in parts[k * len(chunks) : (k + 1) * len(chunks)]]
-            values = {out: {m: np.concatenate([p[out][m] for p in mine]) for m in mine[0][out]} for out in self.outputs}
+        for k in range(len(parts) // chunks):
+            mine = parts[k * chunks : (k + 1) * chunks]
+            values = {
+                out: {m: np.concatenate([p[out][m] for p, _ in mine]) for m in mine[0][0][out]} for out in self.outputs
+            }
             if self._task is not None:
-                outputs = [o for _, chunk in parts[k * len(chunks) : (k + 1) * len(chunks)] for o in chunk]
+                outputs = [o for _, chunk in mine for o in chunk]
                 values[TASK] = {TASK: np.array([self._task_score(outputs, indices)])}
             results.append(Scores(values))
-        self.seconds += time.perf_counter() - started
         return results
 
     def _task_score(self, outputs: list[list[np.ndarray]], indices: list[int]) -> float:

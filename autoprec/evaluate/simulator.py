@@ -13,6 +13,8 @@ a simulation is always the exported model's computation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -40,6 +42,14 @@ def session_options(threads: int = 1, runtime: str = "as-searched") -> ort.Sessi
     return options
 
 
+@dataclass
+class Built:
+    """A proto ready for a session: `in_memory` names the weights it takes from memory, and at which qtype."""
+
+    proto: onnx.ModelProto
+    in_memory: dict[str, str]
+
+
 class Simulator:
     """Builds onnxruntime sessions for assignments of one calibrated model."""
 
@@ -52,6 +62,10 @@ class Simulator:
 
     def session(self, assignment: Assignment | None) -> ort.InferenceSession:
         """A session for `assignment` (None: the float model)."""
+        return self.open(self.build(assignment))
+
+    def build(self, assignment: Assignment | None) -> Built:
+        """The static QDQ proto of `assignment` (None: the float model), big weights marked as fed in memory."""
         qtypes = {**self.model.assignment(), **(assignment or {})} if assignment is not None else {}
         if self.runtime == "ort-default" and assignment is not None:  # the deployed file, fused as it deploys
             proto = deploy_onnx(self.model, qtypes).SerializeToString()
@@ -62,7 +76,7 @@ class Simulator:
             for name, cal in self.model.calibration.items()
         }
         proto = self.model.to_onnx(rendered)
-        names, values = [], []
+        in_memory: dict[str, str] = {}
         for init in proto.graph.initializer:
             if init.data_type != TensorProto.FLOAT or init.name not in self.model.initializers:
                 continue  # integer tensors, and the scales to_onnx renders for Q/DQ
@@ -73,12 +87,17 @@ class Simulator:
                 if qtype != "float32":  # a small weight stays in the proto, fake-quantized like any other
                     init.CopyFrom(numpy_helper.from_array(self._array(init.name, qtype), init.name))
                 continue
-            names.append(init.name)
-            values.append(self._value(init.name, qtype))
+            in_memory[init.name] = qtype
             _mark_in_memory(init)
+        return Built(proto, in_memory)
+
+    def open(self, built: Built) -> ort.InferenceSession:
+        """A session of a built proto (or of a part of one: only the in-memory weights it uses are handed over)."""
+        used = {i.name for i in built.proto.graph.initializer}
+        names = [name for name in built.in_memory if name in used]
         options = session_options(self.threads)
-        options.add_external_initializers(names, values)
-        return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        options.add_external_initializers(names, [self._value(n, built.in_memory[n]) for n in names])
+        return ort.InferenceSession(built.proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
     def _rendered(self, cal: CalibrationNode, qtype: str) -> bool:
         """True if the node is rendered as real Q/DQ nodes (features; weights off the fast path, or at "ec")."""
