@@ -15,6 +15,7 @@ from pathlib import Path
 
 import optuna
 
+from autoprec.cores import parse_jobs
 from autoprec.engine.driver import SearchResult, load_strategies, run_search
 from autoprec.engine.ledger import Ledger, default_storage, open_storage
 from autoprec.engine.outputs import OUTPUT_FILES, write_outputs
@@ -70,7 +71,7 @@ def search(
     strategies = load_strategies(settings.strategies, settings.options)
     model_path, data_path = resolve_workdir(settings.model, settings.data)
     eval_spec = EvalSpec(str(model_path), str(data_path), settings.num_samples, settings.task_metric, settings.runtime)
-    evaluator = Evaluator(eval_spec, jobs=settings.jobs)
+    evaluator = Evaluator(eval_spec, jobs=parse_jobs(settings.jobs))
     user_subgraphs = dict(parse_subgraph(spec) for spec in settings.subgraphs)
     for subgraph in user_subgraphs.values():
         subgraph_nodes(evaluator.model, subgraph["inputs"], subgraph["outputs"])

@@ -16,6 +16,7 @@ from autoprec.cli.commands import (
 from autoprec.cli.export_command import add_export_parser
 from autoprec.cli.report_commands import add_report_parsers
 from autoprec.cli.search_command import cmd_search
+from autoprec.cores import parse_jobs
 from autoprec.engine.settings import DEFAULT_STRATEGIES
 
 DESCRIPTION = (
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interested-nodes", help="comma-separated items to measure (default: all)")
     p.add_argument("--num-samples", type=int, default=2, help="samples to use (default: 2)")
     p.add_argument("--profile", default="generic")
-    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--jobs", type=parse_jobs, default=1, help="worker processes, or auto (the cores)")
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--out", default="autoprec_out", help="where the JSON (and the cache) go")
     p.add_argument("--json", action="store_true")
@@ -129,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=8)
     p.add_argument("--target", type=float, help="default: per model, between all-int8 and all-int16")
     p.add_argument("--budget", type=int, default=50)
-    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--jobs", type=parse_jobs, default=2, help="worker processes, or auto (the cores)")
     p.set_defaults(func=cmd_demo)
     add_export_parser(sub, common)
     add_report_parsers(sub, common)
@@ -157,4 +158,4 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", "--eval-data", dest="data", help="evaluation data (default: <workdir>/calibration_data)")
     p.add_argument("--num-samples", type=int, help="use only the first N samples")
     p.add_argument("--profile", default="generic", help="hardware profile: generic, hmct, or a .json file")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")
+    p.add_argument("--jobs", type=parse_jobs, default=1, help="worker processes, or auto: the cores (default: 1)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autoprec.engine.driver import SearchResult
-from autoprec.engine.state import Candidate
+from autoprec.engine.state import Candidate, SearchState
 from autoprec.model_io import save_json
 from autoprec.quant_config import to_quant_config
 
@@ -35,6 +35,15 @@ def candidate_summary(result: SearchResult, candidate: Candidate) -> dict:
     }
 
 
+def run_equivalents(state: SearchState) -> dict[str, float]:
+    """MACs executed by the sensitivity pass and the evaluations (float references included), divided by the
+    model's MACs per sample: what the search cost in whole-model runs."""
+    sensitivity = state.sensitivity_equivalents
+    evaluation = state.evaluator.equivalents - sensitivity
+    return {k: round(v, 2) for k, v in (("sensitivity", sensitivity), ("evaluation", evaluation),
+                                        ("total", sensitivity + evaluation))}  # fmt: skip
+
+
 def write_outputs(result: SearchResult, out_dir: Path) -> None:
     """quant_config.json (the winner), candidates.json (all, ranked) and result.json (status, numbers)."""
     state = result.state
@@ -56,6 +65,7 @@ def write_outputs(result: SearchResult, out_dir: Path) -> None:
             "sensitivity_model_runs": state.sensitivity_runs,
             "sensitivity_seconds": round(state.sensitivity_seconds, 2),
             "evaluation_model_runs": state.evaluator.model_runs - state.sensitivity_runs,
+            "full_model_run_equivalents": run_equivalents(state),
             "seconds": round(result.seconds, 2),
             "strategies": result.strategies,
             "profile": state.profile.name,

@@ -42,7 +42,7 @@ class SearchSettings:
     force: bool = False
     storage: str | None = None  # shared Optuna storage for several workers (default: OUT/ledger.journal)
     study: str = "autoprec"
-    jobs: int = 1
+    jobs: int | str = 1  # worker processes, or "auto": the available cores
     num_samples: int | None = None
     sensitivity_samples: int = 2
     report: bool = True  # write OUT/report.html at the end (needs matplotlib)

@@ -113,6 +113,7 @@ class SearchState:
         self.done = False
         self.sensitivity_runs = 0
         self.sensitivity_seconds = 0.0
+        self.sensitivity_equivalents = 0.0  # full-model-run equivalents (MACs run / model MACs per sample)
 
     # --- budget and results ---------------------------------------------------------------
     @property
@@ -225,6 +226,7 @@ class SearchState:
             )  # fmt: skip
             self.sensitivity_runs += result.model_runs
             self.sensitivity_seconds += result.seconds
+            self.sensitivity_equivalents += result.equivalents
             self._sensitivity[(node_type, mode)] = result
         return self._sensitivity[(node_type, mode)]
 

@@ -81,6 +81,7 @@ class _Worker:
         """Metrics per output and sample against float; with `background`, run only what differs from it."""
         refs = self.references(indices)
         result: dict[str, dict[str, list[float]]] = {o: {} for o in self.outputs}
+        unchanged: dict[tuple[int, str], dict[str, float]] = {}
         if background is None:
             self.last_outputs = self.run(assignment, indices)
         else:
@@ -88,9 +89,16 @@ class _Worker:
             before = runner.executed
             self.last_outputs = runner.run(assignment, indices)
             self.executed += runner.executed - before
-        for ref, out in zip(refs, self.last_outputs):
+            unchanged = runner.unchanged_scores  # outputs the part does not reach score as the background's
+        for i, ref, out in zip(indices, refs, self.last_outputs):
             for name, r, q in zip(self.outputs, ref, out):
-                for metric, value in compare(r, q).items():
+                if background is None or name in runner.changed:
+                    values = compare(r, q)
+                else:
+                    if (i, name) not in unchanged:
+                        unchanged[(i, name)] = compare(r, q)
+                    values = unchanged[(i, name)]
+                for metric, value in values.items():
                     result[name].setdefault(metric, []).append(value)
         return result
 

@@ -59,6 +59,9 @@ class Incremental:
         self.cache = ActivationCache(budget)
         self.executed = 0.0  # full-model-run equivalents run so far
         self._sessions: dict[str, ort.InferenceSession] = {}
+        self._expected: dict[tuple[str, ...], set[str]] = {}
+        self.changed: tuple[str, ...] = ()  # graph outputs the last run computed (the others are the background's)
+        self.unchanged_scores: dict[tuple[int, str], dict[str, float]] = {}  # (sample, output) -> background's metrics
 
     def part(self, built: Built) -> Part:
         """What `built` computes differently from the background (graph order)."""
@@ -78,6 +81,9 @@ class Incremental:
     def expected_cut(self, calibration: list[str]) -> set[str]:
         """The background tensors a change of these calibration nodes will be fed from (read off the background
         graph: the nodes that consume their tensors, scales or consumers' inputs, and everything downstream)."""
+        key = tuple(calibration)
+        if key in self._expected:
+            return self._expected[key]
         graph = self.base.proto.graph
         model = self.simulator.model
         seeds: set[int] = set()
@@ -97,7 +103,8 @@ class Incremental:
         produced = {t for k in inside for t in graph.node[k].output}
         inits = {i.name for i in graph.initializer}
         cut = {t for k in inside for t in graph.node[k].input if t and t not in produced and t not in inits}
-        return cut | {model.calibration[n].tensor for n in calibration} - inits
+        self._expected[key] = cut | {model.calibration[n].tensor for n in calibration} - inits
+        return self._expected[key]
 
     def prefetch(self, tensors: set[str], indices: list[int]) -> None:
         """Cache the background's graph outputs and `tensors` for the samples `indices` (one background run per
@@ -122,6 +129,7 @@ class Incremental:
         """The graph outputs of `assignment` on the samples `indices` (in `outputs` order)."""
         built = self.simulator.build(assignment)
         part = self.part(built)
+        self.changed = part.outputs
         self.prefetch(set(part.cut), indices)
         results = []
         session = self._session(built, part) if part.outputs else None

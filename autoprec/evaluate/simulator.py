@@ -75,7 +75,7 @@ class Simulator:
             name: (qtypes[name] if assignment is not None and self._rendered(cal, qtypes[name]) else "float32")
             for name, cal in self.model.calibration.items()
         }
-        proto = self.model.to_onnx(rendered)
+        proto = self.model.to_onnx(rendered, metadata=False)
         in_memory: dict[str, str] = {}
         for init in proto.graph.initializer:
             if init.data_type != TensorProto.FLOAT or init.name not in self.model.initializers:

@@ -45,11 +45,12 @@ class CalibratedModel:
         proto = load_model(path)
         return (from_hmct if is_hmct(proto) else from_proto)(proto, source=str(path))
 
-    def to_onnx(self, assignment: dict[str, str] | None = None) -> onnx.ModelProto:
-        """A static QDQ model with each calibration node at its qtype (or `assignment`'s)."""
+    def to_onnx(self, assignment: dict[str, str] | None = None, metadata: bool = True) -> onnx.ModelProto:
+        """A static QDQ model with each calibration node at its qtype (or `assignment`'s); `metadata=False`
+        leaves the calibration records out."""
         from autoprec.ir.qdq_export import to_onnx
 
-        return to_onnx(self, assignment)
+        return to_onnx(self, assignment, metadata)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model as a QDQ ONNX file with every calibration node at its current qtype."""

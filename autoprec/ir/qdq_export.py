@@ -24,12 +24,13 @@ if TYPE_CHECKING:
     from autoprec.ir.model import CalibratedModel
 
 
-def to_onnx(cm: CalibratedModel, assignment: dict[str, str] | None = None) -> onnx.ModelProto:
+def to_onnx(cm: CalibratedModel, assignment: dict[str, str] | None = None, metadata: bool = True) -> onnx.ModelProto:
     """A static QDQ model with each calibration node at its qtype (or `assignment`'s).
 
     An "ec" node renders as its int8 Q/DQ plus, for each op it feeds, a copy `<op>_split_low` of the
     op on Q/DQ(residual) (weights: a residual initializer; features: Sub(x, DQ8(Q8(x)))) and an Add
-    `<op>_split_add` of both results, which keeps the op's original output name."""
+    `<op>_split_add` of both results, which keeps the op's original output name. `metadata=False` leaves out
+    the calibration records (a simulation does not read them back; they take half the time on big models)."""
     qtypes = {**cm.assignment(), **(assignment or {})}
     for name, qtype in qtypes.items():
         if qtype not in ASSIGNABLE:
@@ -63,6 +64,8 @@ def to_onnx(cm: CalibratedModel, assignment: dict[str, str] | None = None) -> on
         nodes.extend(split_nodes(new, split) if split else [new])
     del graph.node[:]
     graph.node.extend(nodes)
+    if not metadata:
+        return model
     record = {"settings": cm.settings, "nodes": {k: v.to_json() for k, v in cm.calibration.items()}}
     for cal in cm.calibration.values():
         record["nodes"][cal.name]["qtype"] = qtypes[cal.name]
