@@ -99,7 +99,7 @@ def search(
     )  # fmt: skip
     state = SearchState(
         evaluator, goal, profile, ledger, settings.budget, out_dir, settings.sensitivity_samples, settings.options,
-        user_subgraphs, on_evaluated, on_sensitivity,
+        user_subgraphs, on_evaluated, on_sensitivity, settings.sensitivity,
     )  # fmt: skip
     result = run_search(state, strategies)
     if result.winner is not None:

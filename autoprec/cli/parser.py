@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a strategy setting, e.g. optuna.sampler=nsga2 (repeatable)")  # fmt: skip
     p.add_argument("--sensitivity-samples", type=int, default=2, help="samples for the sensitivity pass")
+    p.add_argument("--sensitivity", default="incremental", choices=["incremental", "adaptive", "full"],
+                   help="incremental: each unit alone, only the graph below it (default); adaptive: units "
+                   "in groups, split only where they damage (fewer runs, approximate tail); "
+                   "full: whole-model runs")  # fmt: skip
     p.add_argument("--top", type=int, default=15, help="rows of the candidates table")
     p.add_argument("--quiet", action="store_true", help="no progress or tables, only the final line")
     p.add_argument("--json", action="store_true", help="print result.json to stdout")

@@ -25,6 +25,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         subgraphs=tuple(args.subgraph), out=args.out, resume=args.resume, force=args.force, storage=args.storage,
         study=args.study, jobs=args.jobs, num_samples=args.num_samples, sensitivity_samples=args.sensitivity_samples,
         runtime=args.runtime, report=args.report,
+        sensitivity=args.sensitivity,
     )  # fmt: skip
 
 

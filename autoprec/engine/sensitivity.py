@@ -36,6 +36,7 @@ from autoprec.model_io import read_json, save_json
 
 NODE_TYPES = ("node", "weight", "activation", "compensable", "float")
 MODES = ("single", "raise", "drop")
+METHODS = ("incremental", "adaptive", "full")
 
 
 @dataclass
@@ -76,13 +77,13 @@ class Sensitivity:
         """True when the metric barely separates the items: most change no output measurably (ties near 1.0)."""
         metric = get_metric(metric).name
         outputs = outputs or list(next(iter(self.values.values())))
-        damage = [max(_damage(metric, v[o][metric]) for o in outputs) for v in self.values.values()]
-        return bool(np.mean(np.array(damage) < 1e-6) > 0.5) if damage else True
+        worst = [max(damage(metric, v[o][metric]) for o in outputs) for v in self.values.values()]
+        return bool(np.mean(np.array(worst) < 1e-6) > 0.5) if worst else True
 
     def _normalized(self, metric: str, output: str) -> dict[str, float]:
         """item -> damage on `output` divided by the largest over items (computed once per metric and output)."""
         if (metric, output) not in self._scaled:
-            raw = {item: _damage(metric, v[output][metric]) for item, v in self.values.items()}
+            raw = {item: damage(metric, v[output][metric]) for item, v in self.values.items()}
             top = max((value for value in raw.values() if math.isfinite(value)), default=0.0) or 1.0
             self._scaled[(metric, output)] = {item: value / top for item, value in raw.items()}  # inf stays inf
         return self._scaled[(metric, output)]
@@ -95,7 +96,7 @@ class Sensitivity:
         return cls(data["mode"], data["node_type"], data["values"], data.get("items", {}))
 
 
-def _damage(metric: str, value: float) -> float:
+def damage(metric: str, value: float) -> float:
     """A non-negative 'how bad' for any metric (0 = identical to float; inf = a NaN or Inf output)."""
     if math.isnan(value):
         return math.inf
@@ -189,18 +190,31 @@ def load_or_measure(
     mode: str = "single",
     indices: list[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    method: str = "incremental",
 ) -> Sensitivity:
-    """`measure`, cached in `cache_dir` per (model, data, profile, node type, mode, samples)."""
+    """`measure`, cached in `cache_dir` per (model, data, profile, node type, mode, samples, method).
+    `method`: incremental (each item alone, only the graph below it), full (each item through the whole
+    model) or adaptive (node/single only: groups of units, split where they damage; else incremental)."""
+    if method not in METHODS:
+        raise UserError(f"unknown sensitivity method '{method}'; use one of {', '.join(METHODS)}")
+    adaptive = method == "adaptive" and (node_type, mode) == ("node", "single")
     identity = [evaluator.model_hash, evaluator.data_hash, profile.identity, node_type, mode, indices]
     if evaluator.spec.runtime != "as-searched":  # measured on another runtime: another cache entry
         identity.append(evaluator.spec.runtime)
+    if adaptive:
+        identity.append(method)  # exact methods give the same numbers and share one cache entry
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:20]
     path = Path(cache_dir) / f"sensitivity-{node_type}-{mode}.json"
     if path.exists():
         data = read_json(path)
         if data.get("key") == key:
             return Sensitivity.from_json(data)
-    result = measure(evaluator, profile, node_type, mode, indices, progress=progress)
+    if adaptive:
+        from autoprec.engine.adaptive import measure_adaptive  # adaptive builds on this module
+
+        result = measure_adaptive(evaluator, profile, indices, progress)
+    else:
+        result = measure(evaluator, profile, node_type, mode, indices, progress=progress, incremental=method != "full")
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     save_json({"key": key, **result.to_json()}, path)
     return result

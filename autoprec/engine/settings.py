@@ -47,3 +47,4 @@ class SearchSettings:
     sensitivity_samples: int = 2
     report: bool = True  # write OUT/report.html at the end (needs matplotlib)
     runtime: str = "as-searched"  # "ort-default": score every candidate as onnxruntime's default session runs it
+    sensitivity: str = "incremental"  # incremental, adaptive (groups of units, split where they damage) or full

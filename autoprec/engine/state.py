@@ -78,6 +78,7 @@ class SearchState:
         user_subgraphs: dict[str, dict] | None = None,
         on_evaluated: Callable[[Candidate], None] | None = None,
         on_sensitivity: Callable[[int, int], None] | None = None,
+        sensitivity_method: str = "incremental",
     ):
         if budget < 1:
             raise UserError(f"budget must be at least 1 evaluation, got {budget}")
@@ -92,6 +93,7 @@ class SearchState:
         self.user_subgraphs = user_subgraphs or {}
         self.on_evaluated = on_evaluated
         self.on_sensitivity = on_sensitivity
+        self.sensitivity_method = sensitivity_method
         self.units: list[Unit] = search_units(self.model, profile)
         self.unit_by_name = {u.name: u for u in self.units}
         self.baselines = baseline_assignments(self.model, profile)
@@ -222,7 +224,7 @@ class SearchState:
         if (node_type, mode) not in self._sensitivity:  # the cache file name holds node type and mode
             result = load_or_measure(
                 self.evaluator, self.profile, self.out_dir, node_type, mode, self.sensitivity_indices,
-                self.on_sensitivity,
+                self.on_sensitivity, self.sensitivity_method,
             )  # fmt: skip
             self.sensitivity_runs += result.model_runs
             self.sensitivity_seconds += result.seconds
