@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from autoprec.engine.sensitivity import Sensitivity, damage, sensitivity_items
+from autoprec.engine.sensitivity import Sensitivity, damage, measure, sensitivity_items
 from autoprec.evaluate import Evaluator, Scores
 from autoprec.evaluate.metrics import METRICS
 from autoprec.hardware import HardwareProfile
@@ -34,6 +34,8 @@ def measure_adaptive(
 ) -> Sensitivity:
     """Single-mode node sensitivity by group splitting (see the module docstring)."""
     items = sensitivity_items(evaluator, profile, "node")
+    if len(items) < 4 * group:  # too few units for groups to save runs
+        return measure(evaluator, profile, "node", "single", indices, progress=progress)
     keys = list(items)
     background = {n: "float32" for n in evaluator.model.calibration}
     upcoming = [items[k] for k in keys]

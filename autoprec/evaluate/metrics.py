@@ -9,6 +9,8 @@ import numpy as np
 
 from autoprec.errors import UserError
 
+CHUNK = 1 << 15  # elements per float64 chunk in `Stats.of` (256 kB buffers)
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -34,11 +36,33 @@ class Stats:
 
     @classmethod
     def of(cls, ref: np.ndarray, out: np.ndarray) -> Stats:
-        r = np.asarray(ref, dtype=np.float64).ravel()
-        q = np.asarray(out, dtype=np.float64).ravel()
-        err = np.abs(r - q)
-        return cls(r.size, float(r @ q), float(r @ r), float(q @ q), float(err @ err), float(err.sum()),
-                   float(err.max()) if r.size else 0.0, float(np.abs(r).sum()))  # fmt: skip
+        """The sums in float64, a chunk at a time: whole-array float64 temporaries (page faults on every call)
+        cost 20-40 ms per layout output on a loaded machine, more than the model run."""
+        r, q = np.asarray(ref).ravel(), np.asarray(out).ravel()
+        chunk = min(r.size, CHUNK)
+        x, y, err = np.empty(chunk), np.empty(chunk), np.empty(chunk)
+        dot = ref_sq = out_sq = err_sq = err_abs = ref_abs = 0.0
+        maxima = [0.0]
+        for start in range(0, r.size, CHUNK):
+            n = min(CHUNK, r.size - start)
+            a, b, e = x[:n], y[:n], err[:n]
+            np.copyto(a, r[start : start + n], casting="unsafe")
+            np.copyto(b, q[start : start + n], casting="unsafe")
+            np.subtract(a, b, out=e)
+            np.abs(e, out=e)
+            dot += _dot(a, b)
+            ref_sq += _dot(a, a)
+            out_sq += _dot(b, b)
+            err_sq += _dot(e, e)
+            err_abs += float(e.sum())
+            maxima.append(float(e.max()))
+            ref_abs += float(np.abs(a, out=a).sum())
+        return cls(r.size, dot, ref_sq, out_sq, err_sq, err_abs, float(np.max(maxima)), ref_abs)  # NaN stays NaN
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """Sum of a*b without BLAS: a threaded BLAS dot on a loaded machine took 30 ms where this takes 0.07 ms."""
+    return float(np.einsum("i,i->", a, b))
 
 
 def _cosine(s: Stats) -> float:
