@@ -6,6 +6,8 @@ Every comparison is against the full run of the same assignment on the real demo
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.evaluate.activations import ActivationCache
 from autoprec.evaluate.evaluator import _worker
 from autoprec.hardware import get_profile
+from tests.conftest import cli_env
 
 PROFILE = get_profile("generic")
 
@@ -113,3 +116,43 @@ def test_jobs_auto_uses_the_available_cores(vad_workdir, run_cli, tmp_path):
     assert 0 < equivalents["sensitivity"] < result["sensitivity_model_runs"]
     code, err = run_cli("search", vad_workdir, "--jobs", "none", "--out", "o2")
     assert code == 2 and "--jobs" in err
+
+
+def test_workers_share_the_sensitivity_pass(vad_workdir, tmp_path):
+    """Two `autoprec search` workers on one storage measure each unit once between them."""
+    storage = tmp_path / "shared.journal"
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "autoprec.cli",
+                "search",
+                str(vad_workdir),
+                "--target",
+                "0.87",
+                "--budget",
+                "6",
+                "--storage",
+                str(storage),
+                "--study",
+                "s",
+                "--out",
+                str(tmp_path / f"w{k}"),
+                "--quiet",
+            ],
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for k in range(2)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=600)
+        assert worker.returncode in (0, 1), err
+    runs = [json.loads((tmp_path / f"w{k}" / "result.json").read_text())["sensitivity_model_runs"] for k in range(2)]
+    units = len(sensitivity_items(_evaluator(vad_workdir), PROFILE, "node"))
+    assert sum(runs) == units * 2  # 2 sensitivity samples, each unit measured by one worker only
+    sensitivities = [json.loads((tmp_path / f"w{k}" / "sensitivity-node-single.json").read_text()) for k in range(2)]
+    assert sensitivities[0]["values"] == sensitivities[1]["values"]

@@ -62,11 +62,11 @@ def open_storage(url: str, attempts: int = 3) -> optuna.storages.BaseStorage:
 class Ledger:
     """The study holding every candidate of one search (shared by all workers that join it)."""
 
-    def __init__(self, storage: str, study: str, identity: dict[str, str] | None, join: bool, exclusive: bool,
-                 stale_after: float = 600.0):  # fmt: skip
-        if exclusive and storage.endswith(".journal"):
+    def __init__(self, storage: str | optuna.storages.BaseStorage, study: str, identity: dict[str, str] | None,
+                 join: bool, exclusive: bool, stale_after: float = 600.0):  # fmt: skip
+        if exclusive and isinstance(storage, str) and storage.endswith(".journal"):
             Path(storage + ".lock").unlink(missing_ok=True)  # left by a killed run of this very search
-        self.storage = open_storage(storage)
+        self.storage = open_storage(storage) if isinstance(storage, str) else storage
         self.stale_after = stale_after
         exists = study in optuna.study.get_all_study_names(self.storage)
         if exists and not join:
@@ -104,10 +104,11 @@ class Ledger:
         """Every completed candidate, in the order it was finished (trial number)."""
         return [_record(t) for t in self._trials((TrialState.COMPLETE,)) if "record" in t.user_attrs]
 
-    def claim(self, key: str, budget: int) -> int | Record | None:
+    def claim(self, key: str, budget: int, wait: bool = True) -> int | Record | None:
         """Claim `key`: our trial id if we must evaluate it, the Record if someone already did,
-        None if the budget is spent. The claim trial is created with its key in one storage
-        operation, so the lowest trial number holding a key is its owner for every reader."""
+        None if the budget is spent (or, with `wait=False`, if another worker is evaluating it now).
+        The claim trial is created with its key in one storage operation, so the lowest trial number
+        holding a key is its owner for every reader."""
         while True:
             trial_id = self.storage.create_new_trial(self._study_id, template_trial=_claim_template(key))
             number = self.storage.get_trial_number_from_id(trial_id)
@@ -119,6 +120,8 @@ class Ledger:
                     return None
                 return trial_id
             self.release(trial_id)
+            if not wait and owner.state == TrialState.RUNNING:
+                return None
             done = self._wait(owner)
             if done is not None:
                 return done

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from autoprec.engine.baselines import baseline_assignments
+from autoprec.engine.ledger import Ledger
 from autoprec.engine.units import search_units
 from autoprec.errors import UserError
 from autoprec.evaluate import Evaluator
@@ -135,9 +136,11 @@ def measure(
     interested: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     incremental: bool = True,
+    upcoming: list[list[str]] | None = None,
 ) -> Sensitivity:
     """Run the sensitivity pass: one evaluation per item on the samples `indices`. `incremental` runs only the
-    part of the graph downstream of each item, fed with the background's activations cached at the cut."""
+    part of the graph downstream of each item, fed with the background's activations cached at the cut
+    (`upcoming`: calibration node lists of items later calls will measure, cached in the same run)."""
     if mode not in MODES:
         raise UserError(f"unknown sensitivity mode '{mode}'; use one of {', '.join(MODES)}")
     if node_type == "float" and mode != "drop":
@@ -167,7 +170,7 @@ def measure(
         chunk = keys[start : start + batch]
         changes = [{c: levels[c] for c in items[item]} for item in chunk]
         if incremental:
-            scored = evaluator.evaluate_changes(background, changes, indices, [items[k] for k in keys])
+            scored = evaluator.evaluate_changes(background, changes, indices, upcoming or [items[k] for k in keys])
         else:
             scored = evaluator.evaluate_many([{**background, **change} for change in changes], indices)
         for item, scores in zip(chunk, scored):
@@ -191,10 +194,12 @@ def load_or_measure(
     indices: list[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
     method: str = "incremental",
+    shared: Ledger | None = None,
 ) -> Sensitivity:
     """`measure`, cached in `cache_dir` per (model, data, profile, node type, mode, samples, method).
     `method`: incremental (each item alone, only the graph below it), full (each item through the whole
-    model) or adaptive (node/single only: groups of units, split where they damage; else incremental)."""
+    model) or adaptive (node/single only: groups of units, split where they damage; else incremental). With
+    `shared` (the search's ledger on a shared storage), the exact methods split the items over the workers."""
     if method not in METHODS:
         raise UserError(f"unknown sensitivity method '{method}'; use one of {', '.join(METHODS)}")
     adaptive = method == "adaptive" and (node_type, mode) == ("node", "single")
@@ -213,6 +218,11 @@ def load_or_measure(
         from autoprec.engine.adaptive import measure_adaptive  # adaptive builds on this module
 
         result = measure_adaptive(evaluator, profile, indices, progress)
+    elif shared is not None:
+        from autoprec.engine.shared_sensitivity import measure_shared  # builds on this module
+
+        study = f"{shared.study.study_name}.sensitivity-{node_type}-{mode}-{key}"
+        result = measure_shared(evaluator, profile, shared, study, node_type, mode, indices, progress, method)
     else:
         result = measure(evaluator, profile, node_type, mode, indices, progress=progress, incremental=method != "full")
     Path(cache_dir).mkdir(parents=True, exist_ok=True)

@@ -224,7 +224,7 @@ class SearchState:
         if (node_type, mode) not in self._sensitivity:  # the cache file name holds node type and mode
             result = load_or_measure(
                 self.evaluator, self.profile, self.out_dir, node_type, mode, self.sensitivity_indices,
-                self.on_sensitivity, self.sensitivity_method,
+                self.on_sensitivity, self.sensitivity_method, None if self.ledger.exclusive else self.ledger,
             )  # fmt: skip
             self.sensitivity_runs += result.model_runs
             self.sensitivity_seconds += result.seconds
