@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -81,6 +82,7 @@ def part_search(workdir: Path, data: Path, target: float, method: str, out: Path
     from autoprec.api import search
     from autoprec.evaluate import evaluator
 
+    shutil.rmtree(out, ignore_errors=True)  # no cached sensitivity pass from an earlier run
     get_reusable_executor().shutdown(wait=True)  # each search pays for its own workers, references and caches
     evaluator._WORKERS.clear()
     started = time.perf_counter()
