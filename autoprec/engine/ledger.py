@@ -73,7 +73,7 @@ class Ledger:
             raise UserError(f"study '{study}' holds an earlier search; pass --resume to continue it or --force")
         if exists:
             self.study = optuna.load_study(storage=self.storage, study_name=study)
-            stored = self._identity()
+            stored = self._identity() if identity else {}
             differs = [k for k in (identity or {}) if stored.get(k) != identity[k]]
             if differs:
                 raise UserError(f"study '{study}' belongs to a search with another {differs[0]}; use another --study")
