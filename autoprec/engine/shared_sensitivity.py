@@ -17,6 +17,7 @@ from autoprec.engine.ledger import Ledger, Record
 from autoprec.engine.sensitivity import Sensitivity, measure, sensitivity_items
 from autoprec.evaluate import Evaluator
 from autoprec.hardware import HardwareProfile
+from autoprec.model_io import restore, strict
 
 STRATEGY = "sensitivity"
 
@@ -49,7 +50,7 @@ def measure_shared(
         result = measure(evaluator, profile, node_type, mode, indices, list(batch), None, method != "full", upcoming)
         runs, equivalents = runs + result.model_runs, equivalents + result.equivalents
         for item, trial in batch.items():
-            claims.complete(trial, STRATEGY, {}, result.values[item], 0.0)
+            claims.complete(trial, STRATEGY, {}, strict(result.values[item]), 0.0)  # strict JSON: sqnr can be inf
             values[item] = result.values[item]
 
     busy: list[str] = []
@@ -59,7 +60,7 @@ def measure_shared(
             item = queue.pop(0)
             claim = claims.claim(item, sys.maxsize, wait=False)
             if isinstance(claim, Record):
-                values[item] = claim.scores
+                values[item] = restore(claim.scores)
             elif claim is None:
                 busy.append(item)  # another worker is measuring it: come back at the end
             else:
@@ -71,7 +72,7 @@ def measure_shared(
     for item in busy:
         claim = claims.claim(item, sys.maxsize)  # waits for the owner; ours if it failed or went stale
         if isinstance(claim, Record):
-            values[item] = claim.scores
+            values[item] = restore(claim.scores)
         else:
             run({item: claim})
     if progress:
