@@ -222,6 +222,8 @@ class Evaluator:
         """Scores of `background` updated by each of `changes`, each running only the part of the graph its change
         affects, fed with the background's cached activations (same numbers as `evaluate_many` to rounding).
         `upcoming`: calibration node lists of changes later calls will bring, cached in the same background run."""
+        if self.spec.runtime != "as-searched":  # parts are cut from the searched graph, not the deployed one
+            return self.evaluate_many([{**background, **change} for change in changes], indices)
         indices = list(range(self.num_samples)) if indices is None else list(indices)
         upcoming = upcoming or [list(c) for c in changes]
         started = time.perf_counter()

@@ -62,15 +62,16 @@ class Simulator:
 
     def session(self, assignment: Assignment | None) -> ort.InferenceSession:
         """A session for `assignment` (None: the float model)."""
+        if self.runtime == "ort-default" and assignment is not None:  # the deployed file, fused as it deploys
+            proto = deploy_onnx(self.model, {**self.model.assignment(), **assignment}).SerializeToString()
+            options = session_options(self.threads, self.runtime)
+            return ort.InferenceSession(proto, options, providers=["CPUExecutionProvider"])
         return self.open(self.build(assignment))
 
     def build(self, assignment: Assignment | None) -> Built:
-        """The static QDQ proto of `assignment` (None: the float model), big weights marked as fed in memory."""
+        """The static QDQ proto of `assignment` (None: the float model), big weights marked as fed in memory
+        (as searched: the "ort-default" runtime runs the deployed file instead, see `session`)."""
         qtypes = {**self.model.assignment(), **(assignment or {})} if assignment is not None else {}
-        if self.runtime == "ort-default" and assignment is not None:  # the deployed file, fused as it deploys
-            proto = deploy_onnx(self.model, qtypes).SerializeToString()
-            options = session_options(self.threads, self.runtime)
-            return ort.InferenceSession(proto, options, providers=["CPUExecutionProvider"])
         rendered = {
             name: (qtypes[name] if assignment is not None and self._rendered(cal, qtypes[name]) else "float32")
             for name, cal in self.model.calibration.items()
