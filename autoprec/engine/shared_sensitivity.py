@@ -47,7 +47,9 @@ def measure_shared(
 
     def run(batch: dict[str, int]) -> None:
         nonlocal runs, equivalents
-        result = measure(evaluator, profile, node_type, mode, indices, list(batch), None, method != "full", upcoming)
+        result = measure(
+            evaluator, profile, node_type, mode, indices, list(batch), incremental=method != "full", upcoming=upcoming
+        )
         runs, equivalents = runs + result.model_runs, equivalents + result.equivalents
         for item, trial in batch.items():
             claims.complete(trial, STRATEGY, {}, strict(result.values[item]), 0.0)  # strict JSON: sqnr can be inf
