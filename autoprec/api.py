@@ -16,8 +16,11 @@ from pathlib import Path
 import optuna
 
 from autoprec.cores import parse_jobs
+from autoprec.engine.baselines import baseline_assignments
 from autoprec.engine.driver import SearchResult, load_strategies, run_search
+from autoprec.engine.holdout import HoldoutCheck, parse_holdout, plan_holdout
 from autoprec.engine.ledger import Ledger, default_storage, open_storage
+from autoprec.engine.margin import working_target
 from autoprec.engine.outputs import OUTPUT_FILES, write_outputs
 from autoprec.engine.settings import SearchSettings
 from autoprec.engine.state import Candidate, SearchState
@@ -54,11 +57,13 @@ def search(
     settings: SearchSettings | None = None,
     on_evaluated: Callable[[Candidate], None] | None = None,
     on_sensitivity: Callable[[int, int], None] | None = None,
+    on_holdout: Callable[[Candidate], None] | None = None,
     **fields,
 ) -> SearchResult:
     """Search the smallest config that meets the target on every output; writes the results into `out`.
 
-    `fields` are `SearchSettings` fields (target=, budget=, jobs=, ...), applied over `settings`."""
+    `fields` are `SearchSettings` fields (target=, budget=, jobs=, ...), applied over `settings`;
+    `on_holdout(candidate)` is called after each held-out check of a would-be winner."""
     settings = dataclasses.replace(settings or SearchSettings(), **fields)
     if model is not None:
         settings.model = model
@@ -80,8 +85,13 @@ def search(
         task=settings.task_metric is not None,
     )  # fmt: skip
     profile = get_profile(settings.profile)
+    working = working_target(goal, settings.confidence)
+    if settings.holdout is not None:
+        parse_holdout(settings.holdout)  # a bad value is refused before the out folder is touched
     out_dir = Path(settings.out)
     _prepare_out(out_dir, settings.resume, settings.force)
+    split = plan_holdout(settings.holdout, evaluator, goal, baseline_assignments(evaluator.model, profile)["all-int8"],
+                         out_dir)  # fmt: skip
     storage, study = settings.storage, settings.study
     if settings.force and storage and study in optuna.study.get_all_study_names(open_storage(storage)):
         optuna.delete_study(study_name=study, storage=storage)
@@ -91,6 +101,8 @@ def search(
         "profile": profile.identity,
         "target": goal.identity(settings.task_metric),
     }
+    if split.evaluator is not None or settings.confidence is not None:  # a ledger judged on other samples or bounds
+        identity["holdout"] = f"{split.identity}; confidence {settings.confidence}"
     if settings.runtime != "as-searched":  # a ledger scored on another runtime is another search
         identity["runtime"] = settings.runtime
     ledger = Ledger(
@@ -98,8 +110,9 @@ def search(
         exclusive=storage is None,
     )  # fmt: skip
     state = SearchState(
-        evaluator, goal, profile, ledger, settings.budget, out_dir, settings.sensitivity_samples, settings.options,
-        user_subgraphs, on_evaluated, on_sensitivity, settings.sensitivity,
+        evaluator, working, profile, ledger, settings.budget, out_dir, settings.sensitivity_samples, settings.options,
+        user_subgraphs, on_evaluated, on_sensitivity, settings.sensitivity, split.search,
+        HoldoutCheck(split, ledger) if split.evaluator is not None else None, on_holdout,
     )  # fmt: skip
     result = run_search(state, strategies)
     if result.winner is not None:

@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="incremental: each unit alone, only the graph below it (default); adaptive: units "
                    "in groups, split only where they damage (fewer runs, approximate tail); "
                    "full: whole-model runs")  # fmt: skip
+    p.add_argument("--holdout", metavar="FRACTION|FOLDER",
+                   help="hold out this fraction of the samples (or use this folder of other samples) to check every "
+                   "would-be winner on data the search never saw; 0 turns it off (default: 0.25 with 8 or more "
+                   "samples, else off)")  # fmt: skip
+    p.add_argument("--confidence", type=float, metavar="LEVEL",
+                   help="require the lower confidence bound (bootstrap) of each output's mean, not the mean itself, "
+                   "to meet the target, e.g. 0.9 (default: off)")  # fmt: skip
     p.add_argument("--top", type=int, default=15, help="rows of the candidates table")
     p.add_argument("--quiet", action="store_true", help="no progress or tables, only the final line")
     p.add_argument("--json", action="store_true", help="print result.json to stdout")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from rich.console import Console
@@ -26,6 +27,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         study=args.study, jobs=args.jobs, num_samples=args.num_samples, sensitivity_samples=args.sensitivity_samples,
         runtime=args.runtime, report=args.report,
         sensitivity=args.sensitivity,
+        holdout=args.holdout, confidence=args.confidence,
     )  # fmt: skip
 
 
@@ -59,12 +61,25 @@ def run_search_command(settings: SearchSettings, quiet: bool = False, as_json: b
             sensitivity_task = progress.add_task("sensitivity pass (one run per unit)", total=total)
         progress.update(sensitivity_task, completed=done)
 
+    def on_holdout(candidate) -> None:
+        if not candidate.holds and not (quiet or as_json):
+            progress.console.print(
+                f"held-out check: candidate {candidate.index} (cost {candidate.cost:.4f}) meets the target on the "
+                f"search samples but not on the held-out ones; tightening the working target on "
+                f"{', '.join(candidate.failing)} and searching on"
+            )
+
     with progress:
-        result = search(settings=settings, on_evaluated=on_evaluated, on_sensitivity=on_sensitivity)
+        result = search(
+            settings=settings, on_evaluated=on_evaluated, on_sensitivity=on_sensitivity, on_holdout=on_holdout
+        )
     out = Path(settings.out)
     if as_json:
         print((out / "result.json").read_text())
         return 0 if result.met else 1
+    advice = json.loads((out / "result.json").read_text()).get("advice")
+    if advice and not quiet:
+        console.print(f"[yellow]advice[/]: {advice}")
     if not quiet:
         Console().print(candidates_table([candidate_summary(result, c) for c in result.candidates], top))
     winner = result.winner
@@ -73,6 +88,12 @@ def run_search_command(settings: SearchSettings, quiet: bool = False, as_json: b
         Console().print(scores_table(title, candidate_summary(result, winner)["outputs"]))
     state = result.state
     status = "[green]target met[/]" if result.met else "[red]target NOT met[/] (best-so-far config written)"
+    if state.holdout is not None:
+        checked = [c for c in result.candidates if c.holds is not None]
+        status += (
+            f" on {len(state.search_indices)} search and {len(state.holdout.plan.held)} held-out samples "
+            f"({len(checked)} checked, {sum(not c.holds for c in checked)} failed held out)"
+        )
     cost = f"cost {winner.cost:.4f}, {len(winner.changes())} entries above int8" if winner else "no candidate"
     console.print(
         f"{status}: {cost}; {state.used}/{state.budget} evaluations, sensitivity {state.sensitivity_runs} runs "

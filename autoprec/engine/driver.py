@@ -12,6 +12,7 @@ from autoprec.errors import UserError
 from autoprec.strategy import Option, SearchView, Strategy
 
 GROUP = "autoprec.strategies"
+HOLDOUT_REPASSES = 2  # pipeline passes after the one that a held-out failure tightened the target in
 
 
 def load_strategies(names: Iterable[str], options: dict[str, str] | None = None) -> list[Strategy]:
@@ -92,14 +93,19 @@ class SearchResult:
 
 
 def run_search(state: SearchState, strategies: list[Strategy]) -> SearchResult:
-    """Run the strategies in order until one finishes the search or the budget is spent."""
+    """Run the strategies in order until one finishes the search or the budget is spent. When a held-out
+    check tightened the working target during a pass, the pipeline runs again on what is left of the budget."""
     started = time.perf_counter()
-    for strategy in strategies:
-        if state.done or state.remaining <= 0:
+    for _ in range(1 + HOLDOUT_REPASSES):
+        margins = state.target.margins
+        for strategy in strategies:
+            if state.done or state.remaining <= 0:
+                break
+            view = SearchView(state, strategy)
+            if strategy.applies(view):
+                strategy.run(view)
+        if state.target.margins == margins or state.done or state.remaining <= 0:
             break
-        view = SearchView(state, strategy)
-        if strategy.applies(view):
-            strategy.run(view)
     state.sync()
     ranked = state.ranked()
     closest = next((c for c in ranked if not c.passed), None)

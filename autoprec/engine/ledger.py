@@ -24,6 +24,7 @@ from autoprec.errors import UserError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 IDENTITY_ATTR = "autoprec.identity"
+HOLDOUT_ATTR = "holdout_of"  # a held-out check: the checked candidate's key (not a candidate: no budget)
 POLL_SECONDS = 0.2
 
 
@@ -74,7 +75,8 @@ class Ledger:
         if exists:
             self.study = optuna.load_study(storage=self.storage, study_name=study)
             stored = self._identity() if identity else {}
-            differs = [k for k in (identity or {}) if stored.get(k) != identity[k]]
+            expected = {**stored, **identity} if identity else {}  # a key on either side must match
+            differs = [k for k in expected if stored.get(k) != identity.get(k)]
             if differs:
                 raise UserError(f"study '{study}' belongs to a search with another {differs[0]}; use another --study")
         else:
@@ -150,6 +152,21 @@ class Ledger:
             self.storage.set_trial_user_attr(trial_id, key, value)
         self.storage.set_trial_user_attr(trial_id, "record", record)
         self.storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [cost])
+
+    def holdouts(self) -> dict[str, dict]:
+        """Held-out scores stored so far, by the checked candidate's key."""
+        trials = self._trials((TrialState.COMPLETE,))
+        return {t.user_attrs[HOLDOUT_ATTR]: t.user_attrs["scores"] for t in trials if HOLDOUT_ATTR in t.user_attrs}
+
+    def store_holdout(self, key: str, scores: dict) -> None:
+        """Store the held-out scores of candidate `key` (one storage operation; not counted in the budget)."""
+        now = datetime.now()
+        trial = FrozenTrial(
+            number=-1, state=TrialState.COMPLETE, value=0.0, datetime_start=now, datetime_complete=now, params={},
+            distributions={}, user_attrs={HOLDOUT_ATTR: key, "scores": scores}, system_attrs={},
+            intermediate_values={}, trial_id=-1,
+        )  # fmt: skip
+        self.storage.create_new_trial(self._study_id, template_trial=trial)
 
     def release(self, trial_id: int) -> None:
         """Give a claim back (the evaluation did not happen)."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from autoprec.engine.driver import SearchResult
+from autoprec.engine.holdout import MIN_SAMPLES
+from autoprec.engine.margin import samples_advice
 from autoprec.engine.state import Candidate, SearchState
+from autoprec.engine.target import OutputTarget
 from autoprec.model_io import save_json
 from autoprec.quant_config import to_quant_config
 
@@ -23,14 +26,9 @@ def candidate_summary(result: SearchResult, candidate: Candidate) -> dict:
         "entries": len(candidate.changes()),
         "units": state.raised_units(candidate),
         "shortfall": candidate.shortfall,
-        "outputs": {
-            t.output: {
-                "value": t.value(candidate.scores),
-                "target": t.describe(),
-                "gap": max(0.0, t.gap(candidate.scores)),
-            }
-            for t in state.target.outputs
-        },
+        "meets_search": candidate.meets,  # the target on the search samples, without the working margins
+        "holds": candidate.holds,
+        "outputs": {t.output: _output_summary(state, t, candidate) for t in state.target.outputs},
         "changes": candidate.changes(),
     }
 
@@ -44,10 +42,22 @@ def run_equivalents(state: SearchState) -> dict[str, float]:
                                         ("total", sensitivity + evaluation))}  # fmt: skip
 
 
+def _output_summary(state: SearchState, t: OutputTarget, candidate: Candidate) -> dict:
+    """One output's value (on the search samples), its target and gap; its confidence bound when the search
+    judges bounds, and its held-out value and gap once the candidate was checked."""
+    summary = {"value": t.value(candidate.scores), "target": t.describe(), "gap": max(0.0, t.gap(candidate.scores))}
+    if state.target.confidence is not None:
+        summary["bound"] = state.target.judged(t, candidate.scores)
+    if candidate.holdout is not None:
+        summary["holdout"] = {"value": t.value(candidate.holdout), "gap": max(0.0, t.gap(candidate.holdout))}
+    return summary
+
+
 def write_outputs(result: SearchResult, out_dir: Path) -> None:
     """quant_config.json (the winner), candidates.json (all, ranked) and result.json (status, numbers)."""
     state = result.state
     winner = result.winner
+    holdout_runs = state.holdout.model_runs if state.holdout and state.holdout.plan.evaluator is state.evaluator else 0
     if winner is not None:
         raised = set(state.raised_units(winner))
         whole = {name: spec.config() for name, spec in state.results.subgraphs.items() if set(spec.units) <= raised}
@@ -64,7 +74,7 @@ def write_outputs(result: SearchResult, out_dir: Path) -> None:
             "budget": state.budget,
             "sensitivity_model_runs": state.sensitivity_runs,
             "sensitivity_seconds": round(state.sensitivity_seconds, 2),
-            "evaluation_model_runs": state.evaluator.model_runs - state.sensitivity_runs,
+            "evaluation_model_runs": state.evaluator.model_runs - state.sensitivity_runs - holdout_runs,
             "full_model_run_equivalents": run_equivalents(state),
             "seconds": round(result.seconds, 2),
             "strategies": result.strategies,
@@ -75,6 +85,37 @@ def write_outputs(result: SearchResult, out_dir: Path) -> None:
             "num_samples": state.evaluator.num_samples,
             "runtime": state.evaluator.spec.runtime,
             "all_int16_fails": state.results.ceiling_fails or [],
+            "holdout": _holdout_summary(state),
+            "confidence": state.target.confidence,
+            "advice": _advice(state, winner),
         },
         out_dir / "result.json",
     )
+
+
+def _holdout_summary(state: SearchState) -> dict | None:
+    """The held-out check: its samples, how many candidates it checked (and failed), the working margins."""
+    if state.holdout is None:
+        return None
+    checked = [c for c in state.candidates if c.holds is not None]
+    return {
+        "samples": len(state.holdout.plan.held),
+        "search_samples": len(state.search_indices),
+        "checked": [c.index for c in checked],
+        "failed": [c.index for c in checked if not c.holds],
+        "model_runs": state.holdout.model_runs,
+        "margins": dict(state.target.margins),
+    }
+
+
+def _advice(state: SearchState, winner: Candidate | None) -> str | None:
+    """One line when the samples are too few to trust the winner: the bound's width, or no held-out check."""
+    if winner is None:
+        return None
+    advice = samples_advice(state.goal, winner.scores, state.target.confidence)
+    if advice is None and state.holdout is None and len(state.search_indices) < MIN_SAMPLES:
+        advice = (
+            f"{len(state.search_indices)} samples: too few to hold some out, so the winner was not checked on data "
+            f"the search never saw; give {MIN_SAMPLES} or more (or --holdout FOLDER)"
+        )
+    return advice

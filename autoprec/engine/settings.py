@@ -48,3 +48,7 @@ class SearchSettings:
     report: bool = True  # write OUT/report.html at the end (needs matplotlib)
     runtime: str = "as-searched"  # "ort-default": score every candidate as onnxruntime's default session runs it
     sensitivity: str = "incremental"  # incremental, adaptive (groups of units, split where they damage) or full
+    # held-out check: a fraction of the samples (0 = off), or a folder of other samples; None = a quarter of
+    # the samples when there are at least 8 (autoprec.engine.holdout)
+    holdout: float | str | Path | None = None
+    confidence: float | None = None  # judge the lower confidence bound of each mean, e.g. 0.9 (None = off)

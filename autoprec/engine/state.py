@@ -4,6 +4,10 @@ Strategies see it through `autoprec.strategy.SearchView`. Every evaluation goes 
 `SearchState.evaluate`, which deduplicates through the ledger, enforces the budget and persists each
 result before returning it. A killed search resumes by replaying the strategies: every assignment
 already in the ledger comes back without being evaluated again.
+
+With a held-out check (`autoprec.engine.holdout`), candidates are scored on the search samples only and
+every would-be winner is checked on the held-out ones: one that fails there is no longer passing, and the
+working target (`autoprec.engine.margin`) is tightened by the gap it showed.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from pathlib import Path
 from autoprec.engine.baselines import baseline_assignments
 from autoprec.engine.bisect import bisect
 from autoprec.engine.cost import ChipCost
+from autoprec.engine.holdout import HoldoutCheck
 from autoprec.engine.ledger import Ledger, Record
+from autoprec.engine.margin import WorkingTarget, working_target
 from autoprec.engine.results import Results
 from autoprec.engine.sensitivity import Sensitivity, load_or_measure
 from autoprec.engine.target import Target
@@ -45,6 +51,9 @@ class Candidate:
     shortfall: float
     strategy: str
     failing: list[str] = field(default_factory=list)
+    meets: bool = False  # meets the target on the search samples (without working margins)
+    holdout: Scores | None = None  # scores on the held-out samples, once checked
+    holds: bool | None = None  # meets the target on them (None: not checked)
 
     @property
     def key(self) -> str:
@@ -79,12 +88,20 @@ class SearchState:
         on_evaluated: Callable[[Candidate], None] | None = None,
         on_sensitivity: Callable[[int, int], None] | None = None,
         sensitivity_method: str = "incremental",
+        search_indices: list[int] | None = None,
+        holdout: HoldoutCheck | None = None,
+        on_holdout: Callable[[Candidate], None] | None = None,
     ):
         if budget < 1:
             raise UserError(f"budget must be at least 1 evaluation, got {budget}")
         self.evaluator = evaluator
         self.model = evaluator.model
-        self.target = target
+        self.target: WorkingTarget = target if isinstance(target, WorkingTarget) else working_target(target)
+        self.plain_target = self.target  # without the margins held-out failures add
+        self.goal = Target(self.target.outputs)  # the user's target on point estimates: what held-out scores meet
+        self.search_indices = list(range(evaluator.num_samples)) if search_indices is None else search_indices
+        self.holdout = holdout
+        self.on_holdout = on_holdout
         self.profile = profile
         self.ledger = ledger
         self.budget = budget
@@ -101,7 +118,7 @@ class SearchState:
         self.chip = ChipCost(self.model, profile.costs, evaluator.sample(0))
         self.cost_scale = self.chip.extra(self.baselines["all-int16"]) or 1.0
         self.unit_costs = {u.name: self.cost(raise_units(self.base, [u])) for u in self.units}
-        self.sensitivity_indices = list(range(min(sensitivity_samples, evaluator.num_samples)))
+        self.sensitivity_indices = self.search_indices[:sensitivity_samples]
         self.results = Results()
         self.candidates: list[Candidate] = []
         self._by_key: dict[str, Candidate] = {}
@@ -128,8 +145,8 @@ class SearchState:
 
     @property
     def best(self) -> Candidate | None:
-        """The cheapest passing candidate (ties: fewest entries)."""
-        passing = [c for c in self.candidates if c.passed]
+        """The cheapest passing candidate (ties: fewest entries); with a held-out check, one that holds."""
+        passing = [c for c in self.candidates if c.passed and (self.holdout is None or c.holds)]
         return min(passing, key=Candidate.rank_key) if passing else None
 
     def ranked(self) -> list[Candidate]:
@@ -162,7 +179,7 @@ class SearchState:
                 claims[key] = (claim, assignment)
         if claims:
             try:
-                scored = self.evaluator.evaluate_many([a for _, a in claims.values()])
+                scored = self.evaluator.evaluate_many([a for _, a in claims.values()], self.search_indices)
             except BaseException:
                 for trial_id, _ in claims.values():
                     self.ledger.release(trial_id)
@@ -173,6 +190,7 @@ class SearchState:
                 shown = {"worst_margin": strict(margin), "passed": candidate.passed}
                 self.ledger.complete(trial_id, strategy, candidate.changes(), scores.to_json(), candidate.cost, shown)
                 self._remember(candidate)
+        self._confirm()
         return [self._by_key.get(key) for key in keys]
 
     def sync(self) -> None:
@@ -181,6 +199,7 @@ class SearchState:
         for record in self.ledger.records():
             if record.number not in self._seen:
                 self._restore(record)
+        self._confirm()
 
     def known(self, assignment: dict[str, str]) -> Candidate | None:
         """The candidate of an already evaluated assignment, without evaluating anything."""
@@ -198,11 +217,37 @@ class SearchState:
         return [u.name for u in self.units if all(candidate.assignment[c] == "int16" for c in u.calibration)]
 
     def _make(self, assignment: dict[str, str], scores: Scores, strategy: str) -> Candidate:
-        failing = self.target.failing(scores)
-        return Candidate(
-            self.used, assignment, scores, self.cost(assignment), not failing, self.target.shortfall(scores),
-            strategy, failing,
-        )  # fmt: skip
+        meets = self.plain_target.passes(scores)
+        candidate = Candidate(self.used, assignment, scores, self.cost(assignment), meets, 0.0, strategy, meets=meets)
+        self._judge(candidate)
+        return candidate
+
+    def _judge(self, candidate: Candidate) -> None:
+        """Pass/fail as strategies see it: a checked candidate by its check, an unchecked one on the working target."""
+        target = self.plain_target if candidate.holds else self.target
+        candidate.failing = target.failing(candidate.scores)
+        candidate.shortfall = target.shortfall(candidate.scores)
+        candidate.passed = not candidate.failing and candidate.holds is not False
+
+    def _confirm(self) -> None:
+        """Check would-be winners (candidates meeting the target, cheapest first, cheaper than the best that
+        holds) on the held-out samples; one that fails there tightens the working target by its gap."""
+        while self.holdout is not None:
+            best = self.best
+            bar = (best.cost, len(best.changes())) if best else (float("inf"), 0)
+            unchecked = [c for c in self.candidates if c.meets and c.holds is None and (c.cost, len(c.changes())) < bar]
+            if not unchecked:
+                return
+            candidate = min(unchecked, key=lambda c: (c.cost, len(c.changes())))
+            candidate.holdout = self.holdout.scores(candidate.assignment, candidate.key)
+            candidate.holds = self.goal.passes(candidate.holdout)
+            if not candidate.holds:
+                self.target = self.target.tightened(candidate.scores, candidate.holdout)
+                for other in self.candidates:
+                    self._judge(other)
+            self._judge(candidate)
+            if self.on_holdout:
+                self.on_holdout(candidate)
 
     def _restore(self, record: Record) -> None:
         self._seen.add(record.number)

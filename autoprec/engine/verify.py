@@ -22,8 +22,8 @@ def check_exported(state: SearchState, candidate: Candidate) -> dict[str, dict]:
     runtime = state.evaluator.spec.runtime  # ort-default: the deployable file in onnxruntime's default session
     deployed = deploy_onnx(state.evaluator.model, candidate.assignment) if runtime != "as-searched" else None
     exported = score_exported(
-        state.evaluator, candidate.assignment, options=session_options(1, runtime), model=deployed
-    )
+        state.evaluator, candidate.assignment, state.search_indices, options=session_options(1, runtime), model=deployed
+    )  # the samples its scores are of (without the held-out ones)
     report = {}
     for target in state.target.outputs:
         if target.output not in exported.values:

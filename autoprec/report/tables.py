@@ -35,10 +35,12 @@ def baseline_table(outputs: list[str], results: dict[str, Scores], metric: str) 
 
 
 def candidates_table(summaries: list[dict], top: int = 15, title: str | None = None) -> Table:
-    """Ranked candidates: passing by cost, then failing by how far they are from the target."""
+    """Ranked candidates: passing by cost, then failing by how far they are from the target. `margin`: meets the
+    target on the search samples, but not the margin a held-out failure added, or fails on the held-out ones."""
     table = Table(title=title or "Candidates (passing by cost, then closest failing)")
-    for name, justify in (("#", "right"), ("strategy", "left"), ("meets", "center"), ("cost", "right"),
-                          ("entries", "right"), ("worst output (value / target)", "left")):  # fmt: skip
+    columns = (("#", "right"), ("strategy", "left"), ("meets", "center"), ("held out", "center"), ("cost", "right"),
+               ("entries", "right"), ("worst output (value / target)", "left"))  # fmt: skip
+    for name, justify in columns:
         table.add_column(name, justify=justify)
     for rank, c in enumerate(summaries[:top], 1):
         worst = max(c["outputs"].items(), key=lambda kv: kv[1]["gap"])
@@ -46,7 +48,8 @@ def candidates_table(summaries: list[dict], top: int = 15, title: str | None = N
         table.add_row(
             str(rank),
             c["strategy"],
-            "[green]yes[/]" if c["passed"] else "[red]no[/]",
+            "[green]yes[/]" if c["passed"] else "[yellow]margin[/]" if c.get("meets_search") else "[red]no[/]",
+            {True: "[green]holds[/]", False: "[red]fails[/]", None: "-"}[c.get("holds")],
             f"{c['cost']:.4f}",
             str(c["entries"]),
             f"{name}: {_fmt(info['value'])} / {info['target']}",
@@ -55,13 +58,22 @@ def candidates_table(summaries: list[dict], top: int = 15, title: str | None = N
 
 
 def scores_table(title: str, outputs: dict[str, dict]) -> Table:
-    """Per-output values against their targets."""
+    """Per-output values against their targets (and held-out values, once checked)."""
     table = Table(title=title)
-    for name in ("output", "value", "target", "meets"):
+    held = any("holdout" in info for info in outputs.values())
+    for name in ["output", "value", "target", "meets"] + (["held-out value", "holds"] if held else []):
         table.add_column(name)
     for out, info in outputs.items():
-        table.add_row(out, _fmt(info["value"]), info["target"], "[green]yes[/]" if info["gap"] <= 0 else "[red]no[/]")
+        cells = [out, _fmt(info["value"]), info["target"], _yes(info["gap"] <= 0)]
+        if held:
+            check = info.get("holdout")
+            cells += [_fmt(check["value"]), _yes(check["gap"] <= 0)] if check else ["-", "-"]
+        table.add_row(*cells)
     return table
+
+
+def _yes(ok: bool) -> str:
+    return "[green]yes[/]" if ok else "[red]no[/]"
 
 
 def sensitivity_table(rows: list[tuple[str, dict[str, float], str]], metrics: list[str], top: int) -> Table:

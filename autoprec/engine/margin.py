@@ -1,0 +1,120 @@
+"""The working target: what the search judges candidates against on its own samples.
+
+It is the user's target made stricter in two ways, both per output:
+
+- a **margin** added after a would-be winner failed the held-out check (the search-to-held-out gap it
+  showed), so the search looks for candidates that pass with room to spare;
+- with `confidence`, a **lower confidence bound** of the mean over samples (a bootstrap with a fixed seed)
+  instead of the mean itself (an upper bound for lower-is-better metrics).
+
+Also the sample-count advice: how many samples would make the bound's width fit inside the margin a
+winner has over its target.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from autoprec.engine.target import OutputTarget, Target
+from autoprec.errors import UserError
+from autoprec.evaluate import Scores
+from autoprec.evaluate.metrics import get_metric
+
+RESAMPLES = 2000
+SEED = 0
+ADVICE_CONFIDENCE = 0.9  # the bound the sample-count advice is computed at when --confidence is off
+
+
+def mean_bound(values: np.ndarray, confidence: float, higher_is_better: bool = True) -> float:
+    """One-sided bootstrap bound of the mean of `values` at `confidence` (lower for higher-is-better)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size < 2:
+        return float(np.mean(values)) if values.size else float("nan")
+    draws = np.random.default_rng(SEED).integers(0, values.size, size=(RESAMPLES, values.size))
+    means = values[draws].mean(axis=1)
+    return float(np.quantile(means, 1.0 - confidence if higher_is_better else confidence))
+
+
+def per_sample(t: OutputTarget, scores: Scores) -> np.ndarray:
+    """The per-sample values of one output's target metric."""
+    return scores.values[t.output][get_metric(t.metric).name]
+
+
+@dataclass(frozen=True)
+class WorkingTarget(Target):
+    """The user's target (`outputs`) with per-output margins (in the metric's units, > 0 is stricter) and
+    an optional confidence bound; pass/fail of search-sample scores is judged on it."""
+
+    margins: tuple[tuple[str, float], ...] = ()
+    confidence: float | None = None
+
+    def judged(self, t: OutputTarget, scores: Scores) -> float:
+        """The value compared with the threshold: the confidence bound of the mean, or the aggregate."""
+        if self.confidence is None or t.aggregate != "mean":
+            return t.value(scores)
+        return mean_bound(per_sample(t, scores), self.confidence, get_metric(t.metric).higher_is_better)
+
+    def margin(self, output: str) -> float:
+        return dict(self.margins).get(output, 0.0)
+
+    def working_gap(self, t: OutputTarget, scores: Scores) -> float:
+        """How far the output is from its working threshold (<= 0 when met); a NaN never meets it."""
+        value = self.judged(t, scores)
+        if math.isnan(value):
+            return math.inf
+        gap = t.threshold - value if get_metric(t.metric).higher_is_better else value - t.threshold
+        return gap + self.margin(t.output)
+
+    def passes(self, scores: Scores) -> bool:
+        return all(self.working_gap(t, scores) <= 0 for t in self.outputs)
+
+    def failing(self, scores: Scores) -> list[str]:
+        return [t.output for t in self.outputs if self.working_gap(t, scores) > 0]
+
+    def shortfall(self, scores: Scores) -> float:
+        return sum(max(0.0, self.working_gap(t, scores)) / max(abs(t.threshold), 1e-12) for t in self.outputs)
+
+    def tightened(self, search: Scores, held: Scores) -> WorkingTarget:
+        """Each output that fails on `held` gets a margin of at least its search-to-held-out gap."""
+        margins = dict(self.margins)
+        for t in self.outputs:
+            if t.gap(held) > 0:
+                margins[t.output] = max(margins.get(t.output, 0.0), t.gap(held) - t.gap(search))
+        return replace(self, margins=tuple(sorted(margins.items())))
+
+
+def working_target(goal: Target, confidence: float | None = None) -> WorkingTarget:
+    """The working target of a search for `goal` (no margins yet)."""
+    if confidence is not None and not 0.5 <= confidence < 1.0:
+        raise UserError(f"--confidence {confidence:g}: use a level in [0.5, 1), e.g. 0.9")
+    return WorkingTarget(goal.outputs, confidence=confidence)
+
+
+def samples_advice(goal: Target, scores: Scores, confidence: float | None) -> str | None:
+    """One line when the samples are too few or too alike to trust `scores` against `goal`: an output whose
+    bound (at `confidence`, or 0.9) is wider than the margin over its target; with the samples that would do."""
+    level = confidence or ADVICE_CONFIDENCE
+    worst: tuple[float, str, int] | None = None
+    for t in goal.outputs:
+        values = per_sample(t, scores)
+        if t.aggregate != "mean" or values.size < 2:
+            continue
+        higher = get_metric(t.metric).higher_is_better
+        width = abs(float(np.mean(values)) - mean_bound(values, level, higher))
+        room = -t.gap(scores)
+        if room < 0 or width <= room:
+            continue
+        needed = values.size * (width / room) ** 2 if room > 0 else math.inf
+        if worst is None or needed > worst[0]:
+            worst = (needed, t.output, values.size)
+    if worst is None:
+        return None
+    needed, output, n = worst
+    count = f"more than {10 * n}" if needed > 10 * n else f"about {math.ceil(needed)}"
+    return (
+        f"{n} samples are too few (or too alike) for this target on {output}: its {level:.0%} bound is wider than "
+        f"the winner's margin over the target; {count} samples would do"
+    )
