@@ -21,11 +21,12 @@ from autoprec.engine.driver import SearchResult, load_strategies, run_search
 from autoprec.engine.holdout import HoldoutCheck, parse_holdout, plan_holdout
 from autoprec.engine.ledger import Ledger, default_storage, open_storage
 from autoprec.engine.margin import working_target
-from autoprec.engine.outputs import OUTPUT_FILES, write_outputs
+from autoprec.engine.outputs import write_outputs
 from autoprec.engine.settings import SearchSettings
 from autoprec.engine.state import Candidate, SearchState
 from autoprec.engine.target import build_target
 from autoprec.engine.verify import check_exported
+from autoprec.engine.workspace import search_folder
 from autoprec.errors import UserError
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.evaluate.simulator import RUNTIMES
@@ -89,46 +90,35 @@ def search(
     if settings.holdout is not None:
         parse_holdout(settings.holdout)  # a bad value is refused before the out folder is touched
     out_dir = Path(settings.out)
-    _prepare_out(out_dir, settings.resume, settings.force)
-    split = plan_holdout(settings.holdout, evaluator, goal, baseline_assignments(evaluator.model, profile)["all-int8"],
-                         out_dir)  # fmt: skip
-    storage, study = settings.storage, settings.study
-    if settings.force and storage and study in optuna.study.get_all_study_names(open_storage(storage)):
-        optuna.delete_study(study_name=study, storage=storage)
-    identity = {
-        "model": evaluator.model_hash,
-        "data": evaluator.data_hash,
-        "profile": profile.identity,
-        "target": goal.identity(settings.task_metric),
-    }
-    if split.evaluator is not None or settings.confidence is not None:  # a ledger judged on other samples or bounds
-        identity["holdout"] = f"{split.identity}; confidence {settings.confidence}"
-    if settings.runtime != "as-searched":  # a ledger scored on another runtime is another search
-        identity["runtime"] = settings.runtime
-    ledger = Ledger(
-        storage or default_storage(out_dir), study, identity, join=settings.resume or storage is not None,
-        exclusive=storage is None,
-    )  # fmt: skip
-    state = SearchState(
-        evaluator, working, profile, ledger, settings.budget, out_dir, settings.sensitivity_samples, settings.options,
-        user_subgraphs, on_evaluated, on_sensitivity, settings.sensitivity, split.search,
-        HoldoutCheck(split, ledger) if split.evaluator is not None else None, on_holdout,
-    )  # fmt: skip
-    result = run_search(state, strategies)
-    if result.winner is not None:
-        result.exported = check_exported(state, result.winner)
-    write_outputs(result, out_dir)
-    if settings.report:
-        report_after_search(out_dir, evaluator, profile)
+    with search_folder(out_dir, settings.resume, settings.force):
+        split = plan_holdout(settings.holdout, evaluator, goal,
+                             baseline_assignments(evaluator.model, profile)["all-int8"], out_dir)  # fmt: skip
+        storage, study = settings.storage, settings.study
+        if settings.force and storage and study in optuna.study.get_all_study_names(open_storage(storage)):
+            optuna.delete_study(study_name=study, storage=storage)
+        identity = {
+            "model": evaluator.model_hash,
+            "data": evaluator.data_hash,
+            "profile": profile.identity,
+            "target": goal.identity(settings.task_metric),
+        }
+        if split.evaluator is not None or settings.confidence is not None:  # judged on other samples or bounds
+            identity["holdout"] = f"{split.identity}; confidence {settings.confidence}"
+        if settings.runtime != "as-searched":  # a ledger scored on another runtime is another search
+            identity["runtime"] = settings.runtime
+        ledger = Ledger(
+            storage or default_storage(out_dir), study, identity, join=settings.resume or storage is not None,
+            exclusive=storage is None,
+        )  # fmt: skip
+        state = SearchState(
+            evaluator, working, profile, ledger, settings.budget, out_dir, settings.sensitivity_samples,
+            settings.options, user_subgraphs, on_evaluated, on_sensitivity, settings.sensitivity, split.search,
+            HoldoutCheck(split, ledger) if split.evaluator is not None else None, on_holdout,
+        )  # fmt: skip
+        result = run_search(state, strategies)
+        if result.winner is not None:
+            result.exported = check_exported(state, result.winner)
+        write_outputs(result, out_dir)
+        if settings.report:
+            report_after_search(out_dir, evaluator, profile)
     return result
-
-
-def _prepare_out(out_dir: Path, resume: bool, force: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir} is a file; choose another --out folder")
-    if force:
-        for name in OUTPUT_FILES:
-            (out_dir / name).unlink(missing_ok=True)
-    elif not resume and any((out_dir / name).exists() for name in OUTPUT_FILES):
-        raise UserError(f"{out_dir} holds an earlier search; pass --resume to continue it or --force to replace it")
-    out_dir.mkdir(parents=True, exist_ok=True)

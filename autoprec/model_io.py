@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import onnx
@@ -58,12 +62,41 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:200] if text else type(exc).__name__
 
 
+WRITE_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                errno.EPERM: "permission denied"}  # fmt: skip
+
+
+@contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Turn a failed write of `path` (full disk, read-only folder, no permission) into a one-line UserError."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRORS:
+            raise
+        raise UserError(
+            f"cannot write {path}: {WRITE_ERRORS[exc.errno]}; free space or choose a writable output folder"
+        ) from exc
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Write through a temp file in the same folder renamed into place; the temp file never survives a failure."""
+    with writing(path):
+        tmp = str(path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"))  # default permissions, unlike mkstemp
+        try:
+            write(tmp)
+            with open(tmp, "rb+") as written:
+                os.fsync(written.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
 def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> None:
     """Write a model atomically (a temp file renamed into place)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
+    _atomic_write(Path(path), lambda tmp: onnx.save(model, tmp))
 
 
 NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -104,7 +137,4 @@ def read_json(path: str | os.PathLike) -> object:
 
 def save_json(data: object, path: str | os.PathLike) -> None:
     """Write strict JSON atomically (a temp file renamed into place)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dumps_json(data, indent=2))
-    os.replace(tmp, path)
+    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(dumps_json(data, indent=2)))

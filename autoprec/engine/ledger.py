@@ -11,20 +11,23 @@ so a killed search loses nothing.
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autoprec.engine.journal import repair_journal
 from autoprec.errors import UserError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 IDENTITY_ATTR = "autoprec.identity"
 HOLDOUT_ATTR = "holdout_of"  # a held-out check: the checked candidate's key (not a candidate: no budget)
+CLAIMED_ATTR = "autoprec.claimed"
 POLL_SECONDS = 0.2
 
 
@@ -65,8 +68,11 @@ class Ledger:
 
     def __init__(self, storage: str | optuna.storages.BaseStorage, study: str, identity: dict[str, str] | None,
                  join: bool, exclusive: bool, stale_after: float = 600.0):  # fmt: skip
-        if exclusive and isinstance(storage, str) and storage.endswith(".journal"):
-            Path(storage + ".lock").unlink(missing_ok=True)  # left by a killed run of this very search
+        if exclusive and isinstance(storage, str) and storage.endswith(".journal"):  # we hold the folder's lock
+            dropped = repair_journal(Path(storage))
+            if dropped:
+                print(f"autoprec: ledger {storage} ended in a torn or unreadable part: dropped {dropped} record(s) "
+                      f"after the last intact one (kept in {storage}.torn-*)", file=sys.stderr)  # fmt: skip
         self.storage = open_storage(storage) if isinstance(storage, str) else storage
         self.stale_after = stale_after
         exists = study in optuna.study.get_all_study_names(self.storage)
@@ -115,9 +121,12 @@ class Ledger:
             trial_id = self.storage.create_new_trial(self._study_id, template_trial=_claim_template(key))
             number = self.storage.get_trial_number_from_id(trial_id)
             live = [t for t in self._trials((TrialState.RUNNING, TrialState.COMPLETE)) if "key" in t.user_attrs]
-            owner = min((t for t in live if t.user_attrs["key"] == key), key=lambda t: t.number)
-            if owner.number == number:
-                if sum(t.number <= number for t in live) > budget:
+            owners: dict[str, FrozenTrial] = {}
+            for trial in sorted(live, key=lambda t: t.number):
+                owners.setdefault(trial.user_attrs["key"], trial)
+            owner = owners[key]
+            if owner.number == number:  # the budget counts owned keys only, not other workers' losing claims
+                if sum(t.number <= number for t in owners.values()) > budget:
                     self.release(trial_id)
                     return None
                 return trial_id
@@ -136,7 +145,7 @@ class Ledger:
                 return _record(trial)
             if trial.state != TrialState.RUNNING:
                 return None
-            if trial.datetime_start and time.time() - trial.datetime_start.timestamp() > self.stale_after:
+            if time.time() - trial.user_attrs.get(CLAIMED_ATTR, time.time()) > self.stale_after:
                 self.release(owner._trial_id)
                 return None
             time.sleep(POLL_SECONDS)
@@ -174,9 +183,11 @@ class Ledger:
 
 
 def _claim_template(key: str) -> FrozenTrial:
+    """A RUNNING trial holding `key`; its claim time is epoch seconds (storages disagree on naive datetimes)."""
     return FrozenTrial(
-        number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(), datetime_complete=None,
-        params={}, distributions={}, user_attrs={"key": key}, system_attrs={}, intermediate_values={}, trial_id=-1,
+        number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(timezone.utc),
+        datetime_complete=None, params={}, distributions={}, user_attrs={"key": key, CLAIMED_ATTR: time.time()},
+        system_attrs={}, intermediate_values={}, trial_id=-1,
     )  # fmt: skip
 
 
