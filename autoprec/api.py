@@ -76,7 +76,10 @@ def search(
         raise UserError(f"unknown runtime '{settings.runtime}'; use one of {', '.join(RUNTIMES)}")
     strategies = load_strategies(settings.strategies, settings.options)
     model_path, data_path = resolve_workdir(settings.model, settings.data)
-    eval_spec = EvalSpec(str(model_path), str(data_path), settings.num_samples, settings.task_metric, settings.runtime)
+    reference = str(settings.float_model) if settings.float_model else None
+    eval_spec = EvalSpec(
+        str(model_path), str(data_path), settings.num_samples, settings.task_metric, settings.runtime, reference
+    )
     evaluator = Evaluator(eval_spec, jobs=parse_jobs(settings.jobs))
     user_subgraphs = dict(parse_subgraph(spec) for spec in settings.subgraphs)
     for subgraph in user_subgraphs.values():

@@ -26,7 +26,7 @@ from autoprec.data import Sample, load_samples, model_inputs, save_samples
 from autoprec.errors import UserError
 from autoprec.evaluate.runs import run_sample
 from autoprec.ir import FEATURE, WEIGHT, CalibratedModel, CalibrationNode, calibration_name, name_nodes
-from autoprec.model_io import load_model, save_json
+from autoprec.model_io import load_model, save_json, writing
 
 TARGET_OPSET = 21
 ALL = None  # every input of the op is a feature input
@@ -76,9 +76,13 @@ def calibrate(
     if not 0.0 < settings.percentile <= 100.0:  # also refuses NaN
         raise UserError(f"--percentile {settings.percentile} is not in (0, 100]; e.g. 99.999")
     out_dir = Path(out_dir)
-    if out_dir.exists() and not force:
-        raise UserError(f"{out_dir} exists; pass --force to replace it, or choose another -o folder")
+    _check_replaceable(out_dir, force)
     float_model = load_model(model_path)
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in float_model.graph.node):
+        raise UserError(
+            f"{model_path} is already quantized (it holds QuantizeLinear/DequantizeLinear nodes): run "
+            "`autoprec baseline` or `autoprec search` on it directly (with --data), no calibration needed"
+        )
     samples = load_samples(data_path, model_inputs(float_model), num_samples)
     settings.num_samples = len(samples)
     started = time.perf_counter()
@@ -227,16 +231,57 @@ def _weight_node(name: str, node: onnx.NodeProto, init: onnx.TensorProto, settin
     return CalibrationNode(name, init.name, [(node.name, 1)], WEIGHT, "int8", low, high, True, axis)
 
 
+OUTPUT_ENTRIES = ("calibrated_model.onnx", "calibration_data", "calibration_settings.json")
+
+
+def _check_replaceable(out_dir: Path, force: bool) -> None:
+    """An existing output folder is replaced only with --force, and only if it holds nothing but autoprec's files."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise UserError(f"{out_dir} is a file; choose another -o folder")
+    entries = list(out_dir.iterdir())
+    if not entries:
+        return
+    if not force:
+        raise UserError(f"{out_dir} exists; pass --force to replace it, or choose another -o folder")
+    foreign = [p.name for p in entries if p.name not in OUTPUT_ENTRIES and not p.name.startswith(".autoprec-")]
+    data = out_dir / "calibration_data"
+    if data.is_dir():
+        foreign += [str(p.relative_to(out_dir)) for p in data.rglob("*") if p.is_file() and p.suffix != ".npy"]
+    if foreign:
+        raise UserError(
+            f"{out_dir} holds files autoprec did not write ({', '.join(sorted(foreign)[:3])}); "
+            "--force replaces only a calibrate output folder: choose another -o folder"
+        )
+
+
 def _write_output(model: CalibratedModel, samples: list[Sample], out_dir: Path, record: dict) -> None:
-    """Write everything into a temp folder first, then move it into place (nothing half-written)."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".autoprec-", dir=out_dir.parent))
+    """Write everything into a staging folder inside `out_dir`, then move each entry into place (replacing only
+    autoprec's own entries); a failure leaves `out_dir` as it was."""
+    created = [p for p in (out_dir, *out_dir.parents) if not p.exists()]
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".autoprec-", dir=out_dir))
     try:
-        model.save(staging / "calibrated_model.onnx")
-        save_samples(samples, staging / "calibration_data")
-        save_json(record, staging / "calibration_settings.json")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
+        with writing(out_dir):
+            model.save(staging / "calibrated_model.onnx")
+            save_samples(samples, staging / "calibration_data")
+            save_json(record, staging / "calibration_settings.json")
+            for name in OUTPUT_ENTRIES:
+                old = out_dir / name
+                if old.exists():
+                    old.rename(staging / f"old-{name}")
+                (staging / name).rename(old)
+    except BaseException:
+        for name in OUTPUT_ENTRIES:  # put back what was moved aside
+            if (staging / f"old-{name}").exists():
+                if (out_dir / name).is_dir():
+                    shutil.rmtree(out_dir / name)
+                (staging / f"old-{name}").replace(out_dir / name)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        for folder in created:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()

@@ -13,6 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import quote
 
 import numpy as np
 import onnx
@@ -77,7 +78,24 @@ def save_samples(samples: list[Sample], folder: str | os.PathLike) -> None:
 
 
 def _folder_name(input_name: str) -> str:
+    """The data folder of an input: percent-encoded (injective; never `.`, `..` or a path with a separator)."""
+    encoded = quote(input_name, safe="")  # letters, digits and -._~ stay; '%' itself becomes %25
+    return encoded.replace(".", "%2E") if set(encoded) <= {"."} else encoded
+
+
+def _legacy_folder_name(input_name: str) -> str:
+    """The folder name autoprec wrote before percent-encoding (still read where no two inputs share it)."""
     return input_name.replace("/", "_").replace(":", "_")
+
+
+def _input_folder(root: Path, name: str, names: list[str]) -> Path:
+    """The folder holding input `name`'s samples: its encoded name, else its unambiguous legacy name."""
+    folder = root / _folder_name(name)
+    legacy = _legacy_folder_name(name)
+    shared = sum(_legacy_folder_name(n) == legacy for n in names) > 1
+    if folder.is_dir() or shared or set(legacy) <= {"."} or not (root / legacy).is_dir():
+        return folder
+    return root / legacy
 
 
 def _numeric_key(path: Path) -> tuple[int, str]:
@@ -87,7 +105,7 @@ def _numeric_key(path: Path) -> tuple[int, str]:
 def _load_hmct(root: Path, inputs: list[InputSpec]) -> list[Sample]:
     columns: dict[str, list[np.ndarray]] = {}
     for spec in inputs:
-        folder = root / _folder_name(spec.name)
+        folder = _input_folder(root, spec.name, [i.name for i in inputs])
         if not folder.is_dir():
             raise UserError(f"{root}: no folder for model input '{spec.name}'; expected {folder}/0.npy, 1.npy, ...")
         files = sorted(folder.glob("*.npy"), key=_numeric_key)

@@ -40,12 +40,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    return show_baselines(args.workdir, args.data, args.num_samples, args.profile, args.jobs, args.metric, args.json)
+    return show_baselines(
+        args.workdir, args.data, args.num_samples, args.profile, args.jobs, args.metric, args.json, args.float_model
+    )
 
 
 def show_baselines(
     workdir: str | Path, data: str | None = None, num_samples: int | None = None, profile: str = "generic",
-    jobs: int = 1, metric: str = "cosine-similarity", as_json: bool = False,
+    jobs: int = 1, metric: str = "cosine-similarity", as_json: bool = False, float_model: str | None = None,
 ) -> int:  # fmt: skip
     """Print float vs all-int8 / all-int16 / real-int16 per output (a table, or JSON)."""
     from autoprec.engine.baselines import baseline_assignments
@@ -56,7 +58,7 @@ def show_baselines(
 
     get_metric(metric)
     model_path, data_path = resolve_workdir(workdir, data)
-    evaluator = Evaluator(EvalSpec(str(model_path), str(data_path), num_samples), jobs=jobs)
+    evaluator = Evaluator(EvalSpec(str(model_path), str(data_path), num_samples, float_model=float_model), jobs=jobs)
     assignments = baseline_assignments(evaluator.model, get_profile(profile))
     results = dict(zip(assignments, evaluator.evaluate_many(list(assignments.values()))))
     if as_json:
@@ -98,7 +100,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     config_path = Path(args.config)
     config = read_quant_config(config_path)
     model_path, data_path = resolve_workdir(args.workdir, args.data)
-    spec = EvalSpec(str(model_path), str(data_path), args.num_samples, args.task_metric, args.runtime)
+    spec = EvalSpec(
+        str(model_path), str(data_path), args.num_samples, args.task_metric, args.runtime, float_model=args.float_model
+    )
     evaluator = Evaluator(spec, jobs=args.jobs)
     profile = get_profile(args.profile)
     assignment = from_quant_config(evaluator.model, config, profile)
@@ -129,7 +133,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     if args.num_samples < 1:
         raise UserError(f"--num-samples must be at least 1, got {args.num_samples}")
     model_path, data_path = resolve_workdir(args.workdir, args.data)
-    evaluator = Evaluator(EvalSpec(str(model_path), str(data_path)), jobs=args.jobs)
+    evaluator = Evaluator(EvalSpec(str(model_path), str(data_path), float_model=args.float_model), jobs=args.jobs)
     profile = get_profile(args.profile)
     outputs = _outputs_of(evaluator, args.output_node)
     indices = list(range(min(args.num_samples, evaluator.num_samples)))

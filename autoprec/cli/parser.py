@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="generic")
     p.add_argument("--jobs", type=parse_jobs, default=1, help="worker processes, or auto (the cores)")
     p.add_argument("--top", type=int, default=30)
+    _add_float_model(p)
     p.add_argument("--out", default="autoprec_out", help="where the JSON (and the cache) go")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sensitivity)
@@ -170,3 +171,10 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-samples", type=int, help="use only the first N samples")
     p.add_argument("--profile", default="generic", help="hardware profile: generic, hmct, or a .json file")
     p.add_argument("--jobs", type=parse_jobs, default=1, help="worker processes, or auto: the cores (default: 1)")
+    _add_float_model(p)
+
+
+def _add_float_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--float-model", metavar="ORIGINAL.onnx",
+                   help="the float model a foreign QDQ model was quantized from: the reference scores compare to "
+                   "(default: the float graph inside the QDQ model)")  # fmt: skip

@@ -25,7 +25,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         strategies=tuple(args.strategies.split(",")), options=dict(_option(o) for o in args.option),
         subgraphs=tuple(args.subgraph), out=args.out, resume=args.resume, force=args.force, storage=args.storage,
         study=args.study, jobs=args.jobs, num_samples=args.num_samples, sensitivity_samples=args.sensitivity_samples,
-        runtime=args.runtime, report=args.report,
+        runtime=args.runtime, report=args.report, float_model=args.float_model,
         sensitivity=args.sensitivity,
         holdout=args.holdout, confidence=args.confidence,
     )  # fmt: skip

@@ -15,7 +15,7 @@ SET_TRIAL_USER_ATTR = 8  # optuna.storages.journal._storage.JournalOperation
 
 
 def intact_length(data: bytes) -> tuple[int, int]:
-    """(bytes of the longest prefix of complete JSON-object lines, number of lines after it, torn one included)."""
+    """(bytes of the longest prefix of complete journal-operation lines, lines after it incl. a torn one)."""
     end = 0
     lines = data.split(b"\n")
     for index, line in enumerate(lines[:-1]):  # the last piece has no newline: torn (or empty)
@@ -23,7 +23,7 @@ def intact_length(data: bytes) -> tuple[int, int]:
             parsed = json.loads(line)
         except ValueError:
             return end, _count(lines[index:])
-        if not isinstance(parsed, dict):
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("op_code"), int) or "worker_id" not in parsed:
             return end, _count(lines[index:])
         end += len(line) + 1
     return end, _count(lines[-1:])

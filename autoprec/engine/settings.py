@@ -52,3 +52,4 @@ class SearchSettings:
     # the samples when there are at least 8 (autoprec.engine.holdout)
     holdout: float | str | Path | None = None
     confidence: float | None = None  # judge the lower confidence bound of each mean, e.g. 0.9 (None = off)
+    float_model: str | Path | None = None  # the original float model of a foreign QDQ model (the reference)

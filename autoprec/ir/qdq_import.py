@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from autoprec.errors import UserError
 from autoprec.ir.ec import strip_ec
@@ -35,7 +35,7 @@ from autoprec.ir.records import (
 def from_proto(model: onnx.ModelProto, source: str = "model") -> CalibratedModel:
     """The calibrated model a QDQ ONNX model describes (`source` names it in errors)."""
     model, compensated = strip_ec(model)
-    model, parsed = strip_qdq(model)
+    model, parsed = strip_qdq(model, source)
     parsed.update(float16_nodes(model))
     for cal in parsed.values():
         if any(c in compensated for c in cal.consumers):
@@ -48,6 +48,7 @@ def from_proto(model: onnx.ModelProto, source: str = "model") -> CalibratedModel
         recorded = {k: CalibrationNode.from_json(k, v) for k, v in stored["nodes"].items()}
         in_graph = {k for k, v in recorded.items() if v.qtype != "float32"}
         if in_graph == set(parsed):
+            _check_metadata(recorded, parsed, source)
             for name, cal in recorded.items():
                 if name in parsed:
                     cal.qtype = parsed[name].qtype
@@ -60,8 +61,42 @@ def from_proto(model: onnx.ModelProto, source: str = "model") -> CalibratedModel
     return CalibratedModel(model, parsed, settings)
 
 
-def strip_qdq(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, CalibrationNode]]:
-    """Remove every Q -> DQ pair (and DQ on a stored integer weight) from a copy of `model`."""
+def _check_metadata(recorded: dict[str, CalibrationNode], parsed: dict[str, CalibrationNode], source: str) -> None:
+    """Refuse metadata thresholds that do not give the scales the graph actually holds (an edited graph)."""
+    for name, cal in parsed.items():
+        if cal.qtype not in BITS:
+            continue
+        stored, graph = recorded[name], cal.quant_params()
+        stored.qtype = cal.qtype
+        if stored.symmetric != cal.symmetric or not np.allclose(
+            stored.quant_params().scale, graph.scale, rtol=1e-4, atol=0
+        ):
+            raise UserError(
+                f"{source}: its '{METADATA_KEY}' metadata disagrees with the scales in the graph at '{name}' "
+                f"(edited after autoprec wrote it?); remove that metadata entry to use the graph's scales"
+            )
+
+
+def _zero_point_dtype(q: onnx.NodeProto | None, dq: onnx.NodeProto, folded_dtype: np.dtype | None) -> np.dtype:
+    """The quantized type of a pair without a zero-point input: the stored weight's, or Q's output_dtype."""
+    if folded_dtype is not None:
+        return folded_dtype
+    attr = next((a.i for a in q.attribute if a.name == "output_dtype"), 0) if q is not None else 0
+    return np.dtype(helper.tensor_dtype_to_np_dtype(attr)) if attr else np.dtype(np.uint8)
+
+
+def _check_format(dtype: np.dtype, dq: onnx.NodeProto, source: str) -> None:
+    if dtype in QTYPE_OF_DTYPE or dtype == np.int32:  # int32: a bias, folded to float
+        return
+    raise UserError(
+        f"{source}: Q/DQ pair '{dq.name or dq.output[0]}' quantizes to {dtype} (int4 / float8 / other formats are "
+        "not supported); autoprec reads int8/uint8/int16/uint16 Q/DQ: re-quantize to those or pass the float model"
+    )
+
+
+def strip_qdq(model: onnx.ModelProto, source: str = "model") -> tuple[onnx.ModelProto, dict[str, CalibrationNode]]:
+    """Remove every Q -> DQ pair (and DQ on a stored integer weight) from a copy of `model`; refuse formats
+    other than 8/16-bit integers."""
     stripped = onnx.ModelProto()
     stripped.CopyFrom(model)
     graph = stripped.graph
@@ -79,12 +114,17 @@ def strip_qdq(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Calibr
             continue
         scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float32)
         zp_name = dq.input[2] if len(dq.input) > 2 else ""
-        zero_point = numpy_helper.to_array(inits[zp_name]) if zp_name else np.zeros_like(scale, dtype=np.uint8)
+        stored_dtype = _storage_dtype(inits[dq.input[0]]) if folded else None
+        if zp_name:
+            _check_format(_storage_dtype(inits[zp_name]), dq, source)
+            zero_point = numpy_helper.to_array(inits[zp_name])
+        else:
+            dtype = _zero_point_dtype(q, dq, stored_dtype)
+            _check_format(dtype, dq, source)
+            zero_point = np.zeros_like(scale, dtype=dtype)
         axis = next((a.i for a in dq.attribute if a.name == "axis"), 1) if scale.size > 1 else None
         if folded:
             stored = numpy_helper.to_array(inits[dq.input[0]])
-            if not zp_name:
-                zero_point = np.zeros_like(scale, dtype=stored.dtype)
             tensor = dq.input[0] + "_float"
             shape = [1] * stored.ndim
             if axis is not None:
@@ -155,6 +195,14 @@ def _drop_unused(graph: onnx.GraphProto) -> None:
     unused = [i for i in graph.initializer if i.name not in used and i.name not in {g.name for g in graph.input}]
     for init in unused:
         graph.initializer.remove(init)
+
+
+def _storage_dtype(init: onnx.TensorProto) -> np.dtype:
+    """The numpy dtype of an initializer, by its declared element type (int4/float8 have no plain numpy type)."""
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type))
+    except (KeyError, TypeError, ValueError):
+        return np.dtype(object)
 
 
 def _rename_tensor(graph: onnx.GraphProto, old: str, new: str, skip: onnx.NodeProto) -> None:
