@@ -18,6 +18,7 @@ from onnx import helper, numpy_helper
 from autoprec.errors import UserError
 from autoprec.ir.ec import strip_ec
 from autoprec.ir.float16 import FLOAT16_MAX, strip_float16
+from autoprec.ir.fused import restore_folded_relus
 from autoprec.ir.model import CalibratedModel
 from autoprec.ir.records import (
     BITS,
@@ -53,6 +54,8 @@ def from_proto(model: onnx.ModelProto, source: str = "model") -> CalibratedModel
                 if name in parsed:
                     cal.qtype = parsed[name].qtype
             parsed = recorded
+    else:
+        restore_folded_relus(model, parsed, source)
     if not parsed:
         raise UserError(
             f"{source}: no calibration nodes (QuantizeLinear/DequantizeLinear pairs) found; "
