@@ -1,0 +1,288 @@
+"""Faults: kill -9 and resume, torn journals, concurrent runs, read-only folders, a full disk, dangerous
+--force, data folder names. Every case runs the real search on magika and checks the ledger's evaluations:
+none lost, none repeated, scores unchanged."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autoprec import demo
+from autoprec.api import search
+from autoprec.data import InputSpec, load_samples, save_samples
+from autoprec.engine.journal import intact_length, repair_journal
+from autoprec.engine.ledger import Ledger
+from autoprec.engine.lock import LOCK_NAME
+from tests.conftest import cli_env
+
+TARGET = "0.999"  # magika: all-int8 ~0.0 cosine, all-int16 1.0
+OPTUNA = ["--strategies", "baselines,optuna", "--option", "optuna.share=1.0"]
+PREFIX = "autoprec: error: "
+
+
+def records(journal: Path) -> dict[str, dict]:
+    """key -> scores of every evaluation in a (possibly torn) journal, read from a repaired copy."""
+    copy = journal.with_name(f"copy-{time.time_ns()}.journal")
+    shutil.copyfile(journal, copy)
+    try:
+        repair_journal(copy)
+        found = Ledger(str(copy), "autoprec", None, join=True, exclusive=False).records()
+    finally:
+        for path in copy.parent.glob(copy.name + "*"):
+            path.unlink()
+    keys = [r.key for r in found]
+    assert len(keys) == len(set(keys)), "an evaluation was repeated"
+    return {r.key: r.scores for r in found}
+
+
+def record_count(journal: Path) -> int:
+    return journal.read_bytes().count(b'"record"') if journal.exists() else 0
+
+
+def start(workdir: Path, out: Path, *extra: str) -> subprocess.Popen:
+    args = [sys.executable, "-m", "autoprec.cli", "search", str(workdir), "--target", TARGET, "--out", str(out)]
+    return subprocess.Popen([*args, "--quiet", *extra], env=cli_env(), stderr=subprocess.PIPE, text=True)
+
+
+def one_line_error(code: int, err: str, *words: str) -> None:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert code == 2 and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith(PREFIX), err
+    assert all(w in err for w in words), err
+
+
+def test_kill_9_at_random_points_then_resume(magika_workdir, tmp_path):
+    out, budget = tmp_path / "out", 30
+    journal = out / "ledger.journal"
+    rng = random.Random(9)
+    kept: dict[str, dict] = {}
+    for point in sorted(rng.sample(range(4, budget - 4), 3)):
+        worker = start(magika_workdir, out, "--budget", str(budget), *OPTUNA, *(["--resume"] if kept else []))
+        deadline = time.time() + 240
+        while record_count(journal) < point and worker.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.random() * 0.3)  # land anywhere: mid-evaluation, mid-write
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        now = records(journal)
+        assert all(now[key] == scores for key, scores in kept.items())  # nothing lost, nothing changed
+        assert len(now) >= len(kept)
+        kept = now
+    worker = start(magika_workdir, out, "--budget", str(budget), *OPTUNA, "--resume")
+    _, err = worker.communicate(timeout=300)
+    assert worker.returncode in (0, 1), err
+    final = records(journal)
+    assert all(final[key] == scores for key, scores in kept.items())
+    assert len(final) == json.loads((out / "result.json").read_text())["evaluations"] <= budget
+    assert not (out / LOCK_NAME).exists()
+
+
+@pytest.fixture(scope="module")
+def finished_journal(magika_workdir, tmp_path_factory) -> bytes:
+    """The journal of a finished 16-evaluation search on magika."""
+    out = tmp_path_factory.mktemp("finished") / "out"
+    search(magika_workdir, target=float(TARGET), budget=16, out=out, strategies=("baselines", "optuna"),
+           options={"optuna.share": "1.0"})  # fmt: skip
+    return (out / "ledger.journal").read_bytes()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_torn_journal_is_repaired_and_resumed(seed, finished_journal, magika_workdir, tmp_path, capsys):
+    rng = random.Random(seed)
+    cut = rng.randrange(len(finished_journal) // 4, len(finished_journal) - 1)
+    garbage = b"" if seed == 1 else b'{"op_code": 8, "trial_id\x00\xff garbage\n'
+    out = tmp_path / "out"
+    out.mkdir()
+    journal = out / "ledger.journal"
+    journal.write_bytes(finished_journal[:cut] + garbage)
+    intact = finished_journal[: intact_length(finished_journal[:cut])[0]]
+    before = records(journal)
+    search(magika_workdir, target=float(TARGET), budget=16, out=out, resume=True, strategies=("baselines", "optuna"),
+           options={"optuna.share": "1.0"})  # fmt: skip
+    err = capsys.readouterr().err
+    assert "dropped" in err and "torn" in err
+    assert (out / "ledger.journal.torn-1").read_bytes() == finished_journal[len(intact) : cut] + garbage
+    after = records(journal)
+    assert all(after[key] == scores for key, scores in before.items())  # every intact evaluation kept
+    assert journal.read_bytes().startswith(intact) and journal.read_bytes().endswith(b"\n")
+    assert intact_length(journal.read_bytes())[0] == len(journal.read_bytes())  # nothing written onto a torn line
+    assert json.loads((out / "result.json").read_text())["evaluations"] == len(after)
+
+
+def test_concurrent_resume_is_refused_and_the_first_finishes(magika_workdir, tmp_path, run_cli):
+    out = tmp_path / "out"
+    first = start(magika_workdir, out, "--budget", "40", *OPTUNA)
+    deadline = time.time() + 120
+    while record_count(out / "ledger.journal") < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", out, "--budget", "40", *OPTUNA,
+                        "--resume", "--quiet")  # fmt: skip
+    one_line_error(code, err, "in use by another autoprec search", f"pid {first.pid}")
+    _, first_err = first.communicate(timeout=300)
+    assert first.returncode in (0, 1) and "Traceback" not in first_err, first_err
+    ledger = Ledger(str(out / "ledger.journal"), "autoprec", None, join=True, exclusive=False)
+    assert not [t for t in ledger.study.get_trials() if t.state.name == "FAIL"]  # no claim of the first hijacked
+    assert json.loads((out / "result.json").read_text())["evaluations"] == len(ledger.records())
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize(
+    ("holder", "taken_over"),
+    [
+        ({"pid": "dead", "host": "this", "heartbeat": "now"}, True),
+        ({"pid": 1, "host": "other-machine", "heartbeat": "2020-01-01T00:00:00+00:00"}, True),
+        ({"pid": 1, "host": "other-machine", "heartbeat": "now"}, False),
+    ],
+)
+def test_stale_lock_is_taken_over_and_a_live_one_refuses(holder, taken_over, magika_workdir, tmp_path, run_cli):
+    from datetime import datetime, timezone
+
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = holder | {
+        "pid": _dead_pid() if holder["pid"] == "dead" else holder["pid"],
+        "host": socket.gethostname() if holder["host"] == "this" else holder["host"],
+        "heartbeat": datetime.now(timezone.utc).isoformat() if holder["heartbeat"] == "now" else holder["heartbeat"],
+    }
+    (out / LOCK_NAME).write_text(json.dumps(holder))
+    code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", out, "--budget", "3", "--quiet")
+    if taken_over:
+        assert code in (0, 1), err
+        assert not (out / LOCK_NAME).exists()
+    else:
+        one_line_error(code, err, "other-machine")
+        assert json.loads((out / LOCK_NAME).read_text()) == holder
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]  # nothing else written
+
+
+def test_a_crash_before_the_first_evaluation_does_not_block_the_next_run(magika_workdir, tmp_path, run_cli):
+    out = tmp_path / "out"
+    out.mkdir()
+    ledger = Ledger(str(out / "ledger.journal"), "autoprec", {"model": "x"}, join=False, exclusive=True)
+    ledger.claim("some-key", 10)  # then the process died: a study with one RUNNING claim, no evaluation
+    code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", out, "--budget", "3", "--quiet")
+    assert code in (0, 1), err
+    assert len(records(out / "ledger.journal")) == 3
+
+
+def test_a_refused_run_leaves_nothing_behind(magika_workdir, tmp_path, run_cli):
+    code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", tmp_path / "a" / "out",
+                        "--option", "optuna.space=abc", "--quiet")  # fmt: skip
+    assert code == 2, err
+    code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", tmp_path / "b", "--quiet")
+    assert code in (0, 1), err
+    code, err = run_cli("search", magika_workdir, "--target", "0.5", "--out", tmp_path / "b", "--resume", "--quiet")
+    one_line_error(code, err, "another target")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "candidates.json", "ledger.journal", "quant_config.json", "result.json", "sensitivity-node-single.json"
+    ]  # fmt: skip
+
+
+@contextmanager
+def tmpfs(folder: Path, size: str, read_only: bool = False):
+    """A real small tmpfs mounted at `folder` (needs root), unmounted afterwards."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", folder], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        if read_only:
+            (folder / "existing").mkdir()
+            subprocess.run(["mount", "-o", "remount,ro", folder], check=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", folder], check=True)
+        folder.rmdir()
+
+
+def test_read_only_output_folder_is_a_one_line_error(magika_workdir, tmp_path, run_cli):
+    with tmpfs(tmp_path / "ro", "1m", read_only=True) as ro:
+        for out in (ro / "new", ro / "existing"):
+            code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", out, "--quiet")
+            one_line_error(code, err, "read-only")
+        code, err = run_cli("calibrate", magika_workdir / "calibrated_model.onnx", "--data",
+                            magika_workdir / "calibration_data", "-o", ro / "existing", "--force")  # fmt: skip
+        assert code == 2 and "Traceback" not in err
+        assert sorted(p.name for p in ro.rglob("*")) == ["existing"]
+
+
+def test_full_disk_is_a_one_line_error_and_resume_recovers(magika_workdir, tmp_path, run_cli):
+    with tmpfs(tmp_path / "disk", "64k") as disk:
+        out = disk / "out"
+        args = ["search", magika_workdir, "--target", TARGET, "--out", out, "--budget", "30", *OPTUNA, "--quiet"]
+        code, err = run_cli(*args)
+        one_line_error(code, err, "disk is full")
+        assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+        assert not (out / "quant_config.json").exists() and not (out / LOCK_NAME).exists()
+        kept = records(out / "ledger.journal")
+        assert kept
+        subprocess.run(["mount", "-o", "remount,size=8m", disk], check=True)
+        code, err = run_cli(*args, "--resume")
+        assert code in (0, 1), err
+        final = records(out / "ledger.journal")
+        assert all(final[key] == scores for key, scores in kept.items())
+
+
+def test_full_disk_before_the_first_evaluation_leaves_nothing(magika_workdir, tmp_path, run_cli):
+    with tmpfs(tmp_path / "disk", "4k") as disk:
+        (disk / "filler").write_bytes(b"x" * 4096)  # the disk is now full
+        code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", disk / "out", "--quiet")
+        one_line_error(code, err, "disk is full")
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+def test_calibrate_force_never_removes_user_files(magika_workdir, tmp_path, run_cli):
+    model = magika_workdir / "calibrated_model.onnx"
+    here = tmp_path / "project"
+    here.mkdir()
+    (here / "notes.txt").write_text("mine")
+    shutil.copytree(magika_workdir / "calibration_data", here / "data")
+    shutil.copyfile(demo.fetch_model("magika"), tmp_path / "magika.onnx")
+    code, err = run_cli("calibrate", "../magika.onnx", "--data", "data", "-o", ".", "--force", cwd=here)
+    one_line_error(code, err, "did not write", "notes.txt")
+    assert (here / "notes.txt").read_text() == "mine" and (here / "data").is_dir()
+    out = tmp_path / "mo"
+    for _ in range(2):  # --force over its own output folder replaces it
+        code, err = run_cli("calibrate", "magika.onnx", "--data", here / "data", "-o", out, "--force")
+        assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["calibrated_model.onnx", "calibration_data",
+                                                      "calibration_settings.json"]  # fmt: skip
+    code, err = run_cli("calibrate", model, "--data", here / "data", "-o", tmp_path / "again")
+    one_line_error(code, err, "already quantized", "autoprec baseline")
+    assert not (tmp_path / "again").exists()
+
+
+def test_data_folder_names_are_injective_and_stay_inside(tmp_path):
+    names = ["a/b", "a_b", "..", ".", "x:y", "%41", "A", "../../escape"]
+    inputs = [InputSpec(n, (2,), np.dtype(np.float32)) for n in names]
+    sample = {n: np.full(2, i, np.float32) for i, n in enumerate(names)}
+    root = tmp_path / "data"
+    save_samples([sample], root)
+    folders = list(root.iterdir())
+    assert len(folders) == len(names) and all(f.parent == root for f in folders)
+    assert not (tmp_path / "escape").exists()
+    loaded = load_samples(root, inputs)[0]
+    assert all(np.array_equal(loaded[n], sample[n]) for n in names)
+    legacy = tmp_path / "legacy"  # the old layout ('/' and ':' -> '_') is read where unambiguous
+    (legacy / "enc_x").mkdir(parents=True)
+    np.save(legacy / "enc_x" / "0.npy", np.ones(2, np.float32))
+    assert load_samples(legacy, [InputSpec("enc/x", (2,), np.dtype(np.float32))])[0]["enc/x"].sum() == 2
