@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,14 +35,11 @@ PREFIX = "autoprec: error: "
 
 def records(journal: Path) -> dict[str, dict]:
     """key -> scores of every evaluation in a (possibly torn) journal, read from a repaired copy."""
-    copy = journal.with_name(f"copy-{time.time_ns()}.journal")
-    shutil.copyfile(journal, copy)
-    try:
+    with tempfile.TemporaryDirectory() as folder:  # not next to it: that disk may be full
+        copy = Path(folder) / "copy.journal"
+        shutil.copyfile(journal, copy)
         repair_journal(copy)
         found = Ledger(str(copy), "autoprec", None, join=True, exclusive=False).records()
-    finally:
-        for path in copy.parent.glob(copy.name + "*"):
-            path.unlink()
     keys = [r.key for r in found]
     assert len(keys) == len(set(keys)), "an evaluation was repeated"
     return {r.key: r.scores for r in found}

@@ -64,8 +64,12 @@ class OutputLock:
                     ) from None
                 self._take_over(holder)
                 continue
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write(json.dumps(self.owner | {"heartbeat": _now()}))
+            try:
+                with writing(self.path), os.fdopen(descriptor, "w") as handle:
+                    handle.write(json.dumps(self.owner | {"heartbeat": _now()}))
+            except BaseException:
+                self.path.unlink(missing_ok=True)  # e.g. a full disk: no empty lock left behind
+                raise
             return
         raise UserError(f"{self.path}: cannot take over this stale lock; remove it if no search runs there")
 
