@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from autoprec.data import Sample, load_samples, model_inputs
 from autoprec.engine.cost import op_costs
 from autoprec.evaluate.incremental import Incremental
 from autoprec.evaluate.metrics import compare
-from autoprec.evaluate.reference import reference_session
+from autoprec.evaluate.reference import reconstruction_note, reference_session
 from autoprec.evaluate.runs import run_sample
 from autoprec.evaluate.scores import Scores
 from autoprec.evaluate.simulator import Simulator
@@ -180,6 +181,8 @@ class Evaluator:
             for name in sorted(sample):
                 digest.update(name.encode() + np.ascontiguousarray(sample[name]).tobytes())
         self.data_hash = digest.hexdigest()[:20]
+        if not self.spec.float_model and (note := reconstruction_note(self.model)):
+            print(note, file=sys.stderr)
         self._task = load_task_metric(self.spec.task_metric) if self.spec.task_metric else None
         self._task_base: dict[tuple[int, ...], float] = {}
         if self._task is not None:  # check the function on the float outputs before anything is written

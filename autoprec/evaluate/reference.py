@@ -10,7 +10,22 @@ import onnxruntime as ort
 from autoprec.data import model_inputs
 from autoprec.errors import UserError
 from autoprec.evaluate.simulator import session_options
+from autoprec.ir import CalibratedModel
 from autoprec.model_io import load_model
+
+
+def reconstruction_note(model: CalibratedModel) -> str | None:
+    """One line saying why the float graph inside a foreign QDQ model may not be its true float reference."""
+    restored = model.settings.get("restored_relus", [])
+    folded = sum(c.folded for c in model.calibration.values())
+    if not restored and not folded:
+        return None
+    parts = [f"restored {len(restored)} Relu(s) the quantizer folded into QuantizeLinear"] if restored else []
+    parts += [f"{folded} weight(s) are stored quantized, so their float values are lost"] if folded else []
+    return (
+        f"autoprec: the float reference is rebuilt from the QDQ graph ({'; '.join(parts)}); "
+        "pass --float-model ORIGINAL.onnx to compare against the true float model"
+    )
 
 
 def reference_session(path: str, quantized: onnx.ModelProto) -> ort.InferenceSession:

@@ -10,9 +10,6 @@ above 6 differ), so `--float-model ORIGINAL.onnx` remains the exact reference.
 
 from __future__ import annotations
 
-import multiprocessing
-import sys
-
 import numpy as np
 import onnx
 from onnx import helper
@@ -25,7 +22,7 @@ SIGNED_OUTPUT_OPS = frozenset(
 )  # fmt: skip
 
 
-def restore_folded_relus(model: onnx.ModelProto, calibration: dict[str, CalibrationNode], source: str) -> list[str]:
+def restore_folded_relus(model: onnx.ModelProto, calibration: dict[str, CalibrationNode]) -> list[str]:
     """Insert a Relu before every calibration node that shows a folded activation; returns the tensors fixed."""
     graph = model.graph
     producers, uses = graph_maps(graph)
@@ -47,10 +44,4 @@ def restore_folded_relus(model: onnx.ModelProto, calibration: dict[str, Calibrat
         graph.node.insert(position + 1, relu)
         restored.append(cal.tensor)
         cal.tensor = relu_out
-    if restored and multiprocessing.parent_process() is None:  # say it once, not in every worker process
-        print(
-            f"autoprec: {source}: restored {len(restored)} Relu(s) the quantizer folded into QuantizeLinear "
-            f"(e.g. after '{producers[restored[0]].name}'); pass --float-model ORIGINAL.onnx for the exact reference",
-            file=sys.stderr,
-        )
     return restored

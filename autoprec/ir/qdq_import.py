@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper, numpy_helper, version_converter
 
 from autoprec.errors import UserError
 from autoprec.ir.ec import strip_ec
@@ -38,6 +38,7 @@ def from_proto(model: onnx.ModelProto, source: str = "model") -> CalibratedModel
     model, compensated = strip_ec(model)
     model, parsed = strip_qdq(model, source)
     parsed.update(float16_nodes(model))
+    model = _upgrade_opset(model, parsed, source)
     for cal in parsed.values():
         if any(c in compensated for c in cal.consumers):
             cal.qtype = EC
@@ -54,14 +55,37 @@ def from_proto(model: onnx.ModelProto, source: str = "model") -> CalibratedModel
                 if name in parsed:
                     cal.qtype = parsed[name].qtype
             parsed = recorded
-    else:
-        restore_folded_relus(model, parsed, source)
+    elif restored := restore_folded_relus(model, parsed):
+        settings["restored_relus"] = restored
     if not parsed:
         raise UserError(
             f"{source}: no calibration nodes (QuantizeLinear/DequantizeLinear pairs) found; "
             "run `autoprec calibrate` on the float model first"
         )
     return CalibratedModel(model, parsed, settings)
+
+
+QDQ_OPSET = 21  # int16 QuantizeLinear/DequantizeLinear need opset 21 in the default domain
+
+
+def _upgrade_opset(model: onnx.ModelProto, parsed: dict[str, CalibrationNode], source: str) -> onnx.ModelProto:
+    """The float graph at opset 21, so every qtype exports as standard Q/DQ (a quantizer may have used opset < 21
+    with com.microsoft Q/DQ for 16 bits); refused if the conversion renames the nodes calibration refers to."""
+    version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), QDQ_OPSET)
+    if version >= QDQ_OPSET:
+        return model
+    try:
+        converted = version_converter.convert_version(model, QDQ_OPSET)
+    except Exception as exc:  # onnx raises RuntimeError/ValidationError subclasses for unconvertible graphs
+        raise UserError(
+            f"{source}: its float graph (opset {version}) cannot be converted to opset {QDQ_OPSET}, which int16 "
+            f"Q/DQ needs ({str(exc).strip().splitlines()[0][:150] if str(exc).strip() else type(exc).__name__}); "
+            f"re-quantize the model at opset {QDQ_OPSET}"
+        ) from exc
+    names = {n.name: len(n.input) for n in converted.graph.node}
+    if any(names.get(node, -1) <= i for cal in parsed.values() for node, i in cal.consumers):
+        raise UserError(f"{source}: converting opset {version} to {QDQ_OPSET} changed its nodes; re-quantize at 21")
+    return converted
 
 
 def _check_metadata(recorded: dict[str, CalibrationNode], parsed: dict[str, CalibrationNode], source: str) -> None:
