@@ -284,3 +284,17 @@ def test_data_folder_names_are_injective_and_stay_inside(tmp_path):
     (legacy / "enc_x").mkdir(parents=True)
     np.save(legacy / "enc_x" / "0.npy", np.ones(2, np.float32))
     assert load_samples(legacy, [InputSpec("enc/x", (2,), np.dtype(np.float32))])[0]["enc/x"].sum() == 2
+
+
+def test_budget_counts_evaluations_not_losing_claims(tmp_path):
+    from autoprec.engine.ledger import _claim_template
+
+    ledger = Ledger(str(tmp_path / "shared.journal"), "s", None, join=True, exclusive=False)
+    owner = ledger.claim("A", budget=2)
+    ledger.complete(owner, "test", {}, {}, 0.0)
+    ledger.storage.create_new_trial(ledger._study_id, template_trial=_claim_template("A"))  # another worker's
+    # claim of A, about to lose to the owner and be released: it is not an evaluation and costs no budget
+    assert isinstance(ledger.claim("B", budget=2), int)
+    assert ledger.claim("C", budget=2) is None  # A and B spend the budget of 2
+    claimed = next(t for t in ledger.study.get_trials() if t.user_attrs.get("key") == "B")
+    assert abs(claimed.user_attrs["autoprec.claimed"] - time.time()) < 60  # epoch seconds: no time zone to confuse
