@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import optuna
+from optuna.storages.journal import JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
 
 from autoprec.engine.journal import repair_journal
@@ -70,6 +71,8 @@ class Ledger:
                  join: bool, exclusive: bool, stale_after: float = 600.0):  # fmt: skip
         if exclusive and isinstance(storage, str) and storage.endswith(".journal"):  # we hold the folder's lock
             dropped = repair_journal(Path(storage))
+            if Path(storage + ".lock").is_symlink():  # left by a writer killed mid-append: as our
+                JournalFileSymlinkLock(storage).release()  # folder lock proves, no live process holds it
             if dropped:
                 print(f"autoprec: ledger {storage} ended in a torn or unreadable part: dropped {dropped} record(s) "
                       f"after the last intact one (kept in {storage}.torn-*)", file=sys.stderr)  # fmt: skip
