@@ -148,7 +148,7 @@ class Ledger:
                 return _record(trial)
             if trial.state != TrialState.RUNNING:
                 return None
-            if time.time() - trial.user_attrs.get(CLAIMED_ATTR, time.time()) > self.stale_after:
+            if time.time() - _claimed_at(trial) > self.stale_after:
                 self.release(owner._trial_id)
                 return None
             time.sleep(POLL_SECONDS)
@@ -192,6 +192,13 @@ def _claim_template(key: str) -> FrozenTrial:
         datetime_complete=None, params={}, distributions={}, user_attrs={"key": key, CLAIMED_ATTR: time.time()},
         system_attrs={}, intermediate_values={}, trial_id=-1,
     )  # fmt: skip
+
+
+def _claimed_at(trial: FrozenTrial) -> float:
+    """When a claim was made, in epoch seconds (claims of older versions: Optuna's start time, naive local)."""
+    if CLAIMED_ATTR in trial.user_attrs:
+        return float(trial.user_attrs[CLAIMED_ATTR])
+    return trial.datetime_start.timestamp() if trial.datetime_start else time.time()
 
 
 def _record(trial: FrozenTrial) -> Record:
