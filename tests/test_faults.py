@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from autoprec import demo
@@ -298,3 +299,17 @@ def test_budget_counts_evaluations_not_losing_claims(tmp_path):
     assert ledger.claim("C", budget=2) is None  # A and B spend the budget of 2
     claimed = next(t for t in ledger.study.get_trials() if t.user_attrs.get("key") == "B")
     assert abs(claimed.user_attrs["autoprec.claimed"] - time.time()) < 60  # epoch seconds: no time zone to confuse
+
+
+def test_atomic_writes_on_a_full_disk_leave_the_old_file_and_no_temp(tmp_path):
+    from autoprec.errors import UserError
+    from autoprec.model_io import save_json, save_model
+
+    with tmpfs(tmp_path / "disk", "16k") as disk:
+        save_json({"old": True}, disk / "result.json")
+        with pytest.raises(UserError, match="disk is full"):
+            save_json({"big": "x" * 100_000}, disk / "result.json")
+        with pytest.raises(UserError, match="disk is full"):
+            save_model(onnx.load(str(demo.fetch_model("magika"))), disk / "model.onnx")
+        assert json.loads((disk / "result.json").read_text()) == {"old": True}
+        assert sorted(p.name for p in disk.iterdir()) == ["result.json"]

@@ -113,6 +113,10 @@ def test_search_and_sensitivity_take_the_float_model(tiny, run_cli, tmp_path):
     assert code == 0, err
     result = json.loads((tmp_path / "out/result.json").read_text())
     assert result["winner"]["outputs"]["y"]["value"] >= 0.999
+    evaluated = run_cli("evaluate", qdq, "--data", data, "--float-model", float_model, "--config",
+                        tmp_path / "out/quant_config.json", "--target", "0.999", "--json")  # fmt: skip
+    assert evaluated[0] == 0, evaluated[1]
+    assert json.loads(evaluated.stdout)["outputs"]["y"]["value"] == result["winner"]["outputs"]["y"]["value"]
     code, err = run_cli("sensitivity", qdq, "--data", data, "--float-model", float_model, "--json",
                         "--out", tmp_path / "sens")  # fmt: skip
     assert code == 0, err
