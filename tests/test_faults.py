@@ -97,8 +97,9 @@ def finished_journal(magika_workdir, tmp_path_factory) -> bytes:
     return (out / "ledger.journal").read_bytes()
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_torn_journal_is_repaired_and_resumed(seed, finished_journal, magika_workdir, tmp_path, capsys):
+    """Seeds 1-3: the local ledger; seed 4: the same journal shared through --storage."""
     rng = random.Random(seed)
     cut = rng.randrange(len(finished_journal) // 4, len(finished_journal) - 1)
     garbage = b"" if seed == 1 else b'{"op_code": 8, "trial_id\x00\xff garbage\n'
@@ -108,8 +109,9 @@ def test_torn_journal_is_repaired_and_resumed(seed, finished_journal, magika_wor
     journal.write_bytes(finished_journal[:cut] + garbage)
     intact = finished_journal[: intact_length(finished_journal[:cut])[0]]
     before = records(journal)
+    shared = {"storage": str(journal), "study": "autoprec"} if seed == 4 else {}
     search(magika_workdir, target=float(TARGET), budget=16, out=out, resume=True, strategies=("baselines", "optuna"),
-           options={"optuna.share": "1.0"})  # fmt: skip
+           options={"optuna.share": "1.0"}, **shared)  # fmt: skip
     err = capsys.readouterr().err
     assert "dropped" in err and "torn" in err
     assert (out / "ledger.journal.torn-1").read_bytes() == finished_journal[len(intact) : cut] + garbage

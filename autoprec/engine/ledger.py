@@ -69,13 +69,8 @@ class Ledger:
 
     def __init__(self, storage: str | optuna.storages.BaseStorage, study: str, identity: dict[str, str] | None,
                  join: bool, exclusive: bool, stale_after: float = 600.0):  # fmt: skip
-        if exclusive and isinstance(storage, str) and storage.endswith(".journal"):  # we hold the folder's lock
-            dropped = repair_journal(Path(storage))
-            if Path(storage + ".lock").is_symlink():  # left by a writer killed mid-append: as our
-                JournalFileSymlinkLock(storage).release()  # folder lock proves, no live process holds it
-            if dropped:
-                print(f"autoprec: ledger {storage} ended in a torn or unreadable part: dropped {dropped} record(s) "
-                      f"after the last intact one (kept in {storage}.torn-*)", file=sys.stderr)  # fmt: skip
+        if isinstance(storage, str) and storage.endswith(".journal"):
+            _repair(storage, exclusive)
         self.storage = open_storage(storage) if isinstance(storage, str) else storage
         self.stale_after = stale_after
         exists = study in optuna.study.get_all_study_names(self.storage)
@@ -183,6 +178,24 @@ class Ledger:
     def release(self, trial_id: int) -> None:
         """Give a claim back (the evaluation did not happen)."""
         self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
+
+
+def _repair(journal: str, exclusive: bool) -> None:
+    """Cut a torn or garbage tail off a journal file before Optuna reads it (and before anything is appended onto
+    a partial line), under Optuna's own journal lock, so no worker is appending meanwhile."""
+    if exclusive and Path(journal + ".lock").is_symlink():  # left by a writer killed mid-append: as our folder
+        JournalFileSymlinkLock(journal).release()  # lock proves, no live process holds it
+    if not Path(journal).exists():
+        return
+    lock = JournalFileSymlinkLock(journal)
+    lock.acquire()
+    try:
+        dropped = repair_journal(Path(journal))
+    finally:
+        lock.release()
+    if dropped:
+        print(f"autoprec: ledger {journal} ended in a torn or unreadable part: dropped {dropped} record(s) after "
+              f"the last intact one (kept in {journal}.torn-*)", file=sys.stderr)  # fmt: skip
 
 
 def _claim_template(key: str) -> FrozenTrial:
