@@ -273,6 +273,9 @@ def _write_output(model: CalibratedModel, samples: list[Sample], out_dir: Path, 
                 if old.exists():
                     old.rename(staging / f"old-{name}")
                 (staging / name).rename(old)
+        for leftover in out_dir.glob(".autoprec-*"):  # staging folders of killed runs
+            if leftover != staging:
+                shutil.rmtree(leftover, ignore_errors=True)
     except BaseException:
         for name in OUTPUT_ENTRIES:  # put back what was moved aside
             if (staging / f"old-{name}").exists():

@@ -104,7 +104,7 @@ def _check_metadata(recorded: dict[str, CalibrationNode], parsed: dict[str, Cali
             )
 
 
-def _zero_point_dtype(q: onnx.NodeProto | None, dq: onnx.NodeProto, folded_dtype: np.dtype | None) -> np.dtype:
+def _zero_point_dtype(q: onnx.NodeProto | None, folded_dtype: np.dtype | None) -> np.dtype:
     """The quantized type of a pair without a zero-point input: the stored weight's, or Q's output_dtype."""
     if folded_dtype is not None:
         return folded_dtype
@@ -146,7 +146,7 @@ def strip_qdq(model: onnx.ModelProto, source: str = "model") -> tuple[onnx.Model
             _check_format(_storage_dtype(inits[zp_name]), dq, source)
             zero_point = numpy_helper.to_array(inits[zp_name])
         else:
-            dtype = _zero_point_dtype(q, dq, stored_dtype)
+            dtype = _zero_point_dtype(q, stored_dtype)
             _check_format(dtype, dq, source)
             zero_point = np.zeros_like(scale, dtype=dtype)
         axis = next((a.i for a in dq.attribute if a.name == "axis"), 1) if scale.size > 1 else None
