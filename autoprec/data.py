@@ -84,18 +84,24 @@ def _folder_name(input_name: str) -> str:
 
 
 def _legacy_folder_name(input_name: str) -> str:
-    """The folder name autoprec wrote before percent-encoding (still read where no two inputs share it)."""
+    """The folder name autoprec wrote before percent-encoding."""
     return input_name.replace("/", "_").replace(":", "_")
 
 
 def _input_folder(root: Path, name: str, names: list[str]) -> Path:
-    """The folder holding input `name`'s samples: its encoded name, else its unambiguous legacy name."""
+    """The folder holding input `name`'s samples: its encoded name; else, where no other input could mean the
+    same folder, its legacy name or its raw name (HMCT tools write raw names)."""
     folder = root / _folder_name(name)
-    legacy = _legacy_folder_name(name)
-    shared = sum(_legacy_folder_name(n) == legacy for n in names) > 1
-    if folder.is_dir() or shared or set(legacy) <= {"."} or not (root / legacy).is_dir():
+    if folder.is_dir():
         return folder
-    return root / legacy
+    for candidate in (_legacy_folder_name(name), name):
+        if "/" in candidate or set(candidate) <= {"."}:
+            continue  # would leave the data folder
+        if any(candidate in (_folder_name(n), _legacy_folder_name(n), n) for n in names if n != name):
+            continue
+        if (root / candidate).is_dir():
+            return root / candidate
+    return folder
 
 
 def _numeric_key(path: Path) -> tuple[int, str]:

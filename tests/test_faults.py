@@ -27,6 +27,7 @@ from autoprec.data import InputSpec, load_samples, save_samples
 from autoprec.engine.journal import intact_length, repair_journal
 from autoprec.engine.ledger import Ledger
 from autoprec.engine.lock import LOCK_NAME
+from autoprec.errors import UserError
 from tests.conftest import cli_env
 
 TARGET = "0.999"  # magika: all-int8 ~0.0 cosine, all-int16 1.0
@@ -287,6 +288,14 @@ def test_data_folder_names_are_injective_and_stay_inside(tmp_path):
     (legacy / "enc_x").mkdir(parents=True)
     np.save(legacy / "enc_x" / "0.npy", np.ones(2, np.float32))
     assert load_samples(legacy, [InputSpec("enc/x", (2,), np.dtype(np.float32))])[0]["enc/x"].sum() == 2
+    np.save(legacy / "enc_x" / "1.npy", np.ones(2, np.float32))
+    (legacy / "raw:name").mkdir()  # as an HMCT tool writes it
+    np.save(legacy / "raw:name" / "0.npy", np.zeros(2, np.float32))
+    np.save(legacy / "raw:name" / "1.npy", np.zeros(2, np.float32))
+    assert load_samples(legacy, [InputSpec("raw:name", (2,), np.dtype(np.float32))])[1]["raw:name"].sum() == 0
+    ambiguous = [InputSpec("enc/x", (2,), np.dtype(np.float32)), InputSpec("enc_x", (2,), np.dtype(np.float32))]
+    with pytest.raises(UserError, match="no folder for model input 'enc/x'"):  # enc_x is enc_x's, not enc/x's
+        load_samples(legacy, ambiguous)
 
 
 def test_budget_counts_evaluations_not_losing_claims(tmp_path):
@@ -304,7 +313,6 @@ def test_budget_counts_evaluations_not_losing_claims(tmp_path):
 
 
 def test_atomic_writes_on_a_full_disk_leave_the_old_file_and_no_temp(tmp_path):
-    from autoprec.errors import UserError
     from autoprec.model_io import save_json, save_model
 
     with tmpfs(tmp_path / "disk", "16k") as disk:
