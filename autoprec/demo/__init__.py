@@ -6,8 +6,7 @@ from __future__ import annotations
 import pathlib
 import shutil
 
-import numpy as np
-
+from autoprec.data import save_samples
 from autoprec.demo.inputs import make_samples
 from autoprec.demo.models import MODEL_NAMES, cache_dir, fetch_model, spec_of
 from autoprec.errors import UserError
@@ -38,8 +37,5 @@ def write_demo_data(
         data_dir.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, model_path)
-    for i, sample in enumerate(samples):
-        for input_name, array in sample.items():
-            (data_dir / input_name).mkdir(parents=True, exist_ok=True)
-            np.save(data_dir / input_name / f"{i}.npy", array)
+    save_samples(samples, data_dir)  # one input-name -> folder mapping (percent-encoded), as calibrate writes it
     return model_path, data_dir
