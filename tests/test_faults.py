@@ -123,6 +123,16 @@ def test_torn_journal_is_repaired_and_resumed(seed, finished_journal, magika_wor
     assert json.loads((out / "result.json").read_text())["evaluations"] == len(after)
 
 
+def test_a_journal_optuna_cannot_replay_is_a_one_line_error(finished_journal, magika_workdir, tmp_path, run_cli):
+    out = tmp_path / "out"
+    out.mkdir()
+    bad = b'{"op_code": 4, "worker_id": "w", "study_id": 0}\n'  # well-formed, but a trial without its fields
+    (out / "ledger.journal").write_bytes(finished_journal + bad)
+    code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", out, "--resume", "--quiet")
+    one_line_error(code, err, "cannot replay")
+    assert (out / "ledger.journal").read_bytes() == finished_journal + bad  # left for the user to inspect
+
+
 def test_concurrent_resume_is_refused_and_the_first_finishes(magika_workdir, tmp_path, run_cli):
     out = tmp_path / "out"
     first = start(magika_workdir, out, "--budget", "40", *OPTUNA)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from autoprec.model_io import writing
 
-SET_TRIAL_USER_ATTR = 8  # optuna.storages.journal._storage.JournalOperation
+OPERATIONS = range(11)  # the op codes of optuna.storages.journal._storage.JournalOperation
+SET_TRIAL_USER_ATTR = 8
 
 
 def intact_length(data: bytes) -> tuple[int, int]:
@@ -23,7 +24,7 @@ def intact_length(data: bytes) -> tuple[int, int]:
             parsed = json.loads(line)
         except ValueError:
             return end, _count(lines[index:])
-        if not isinstance(parsed, dict) or not isinstance(parsed.get("op_code"), int) or "worker_id" not in parsed:
+        if not isinstance(parsed, dict) or parsed.get("op_code") not in OPERATIONS or "worker_id" not in parsed:
             return end, _count(lines[index:])
         end += len(line) + 1
     return end, _count(lines[-1:])

@@ -47,7 +47,13 @@ def open_storage(url: str, attempts: int = 3) -> optuna.storages.BaseStorage:
     """An Optuna storage from a URL (RDB: sqlite://, postgresql://, mysql://) or a `.journal` file path.
     Opening is retried: workers that start together race to create the tables of a fresh database."""
     if url.endswith(".journal"):
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+        try:
+            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:  # well-formed lines, bad ops
+            raise UserError(
+                f"ledger {url} holds operations Optuna cannot replay ({type(exc).__name__}: {str(exc)[:100]}); "
+                "move it away to start over (or --force)"
+            ) from exc
     failure: Exception | None = None
     for attempt in range(attempts):
         try:
