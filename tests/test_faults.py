@@ -1,6 +1,6 @@
-"""Faults: kill -9 and resume, torn journals, concurrent runs, read-only folders, a full disk, dangerous
---force, data folder names. Every case runs the real search on magika and checks the ledger's evaluations:
-none lost, none repeated, scores unchanged."""
+"""Faults: kill -9 and resume, torn journals, concurrent runs, stale locks, read-only folders, a full disk (a real
+small tmpfs), dangerous --force, data folder names. The search cases run the real search on magika and check the
+ledger's evaluations: none lost, none repeated, scores unchanged."""
 
 from __future__ import annotations
 
