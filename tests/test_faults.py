@@ -83,6 +83,7 @@ def test_kill_9_at_random_points_then_resume(magika_workdir, tmp_path):
     worker = start(magika_workdir, out, "--budget", str(budget), *OPTUNA, "--resume")
     _, err = worker.communicate(timeout=300)
     assert worker.returncode in (0, 1), err
+    assert "lock" not in err, err  # promptly: no waiting on a journal lock the killed process left behind
     final = records(journal)
     assert all(final[key] == scores for key, scores in kept.items())
     assert len(final) == json.loads((out / "result.json").read_text())["evaluations"] <= budget
