@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -165,14 +166,14 @@ def _dead_pid() -> int:
     ],
 )
 def test_stale_lock_is_taken_over_and_a_live_one_refuses(holder, taken_over, magika_workdir, tmp_path, run_cli):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     out = tmp_path / "out"
     out.mkdir()
     holder = holder | {
         "pid": _dead_pid() if holder["pid"] == "dead" else holder["pid"],
         "host": socket.gethostname() if holder["host"] == "this" else holder["host"],
-        "heartbeat": datetime.now(timezone.utc).isoformat() if holder["heartbeat"] == "now" else holder["heartbeat"],
+        "heartbeat": datetime.now(UTC).isoformat() if holder["heartbeat"] == "now" else holder["heartbeat"],
     }
     (out / LOCK_NAME).write_text(json.dumps(holder))
     code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", out, "--budget", "3", "--quiet")

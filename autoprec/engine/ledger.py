@@ -15,7 +15,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import optuna
@@ -207,7 +207,7 @@ def _repair(journal: str, exclusive: bool) -> None:
 def _claim_template(key: str) -> FrozenTrial:
     """A RUNNING trial holding `key`; its claim time is epoch seconds (storages disagree on naive datetimes)."""
     return FrozenTrial(
-        number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(timezone.utc),
+        number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(UTC),
         datetime_complete=None, params={}, distributions={}, user_attrs={"key": key, CLAIMED_ATTR: time.time()},
         system_attrs={}, intermediate_values={}, trial_id=-1,
     )  # fmt: skip

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from autoprec.errors import UserError
@@ -26,7 +26,7 @@ STALE_AFTER = 60.0
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class OutputLock:
@@ -81,8 +81,8 @@ class OutputLock:
         except (KeyError, TypeError, ValueError):
             return True  # unreadable: a lock torn by a crash while it was being written
         if beat.tzinfo is None:
-            beat = beat.replace(tzinfo=timezone.utc)
-        return (datetime.now(timezone.utc) - beat).total_seconds() > self.stale_after
+            beat = beat.replace(tzinfo=UTC)
+        return (datetime.now(UTC) - beat).total_seconds() > self.stale_after
 
     def _take_over(self, holder: dict | None) -> None:
         """Move the stale lock aside atomically; put it back if another process replaced it meanwhile."""

@@ -123,8 +123,8 @@ def _worker(spec: EvalSpec) -> _Worker:
 
 
 def _signature(spec: EvalSpec) -> tuple:
-    """(path, size, mtime) of the model file and of every data file: changes when a file is rewritten."""
-    paths = [Path(spec.model_path), Path(spec.data_path)]
+    """(path, size, mtime) of the model files and of every data file: changes when a file is rewritten."""
+    paths = [Path(spec.model_path), Path(spec.data_path), *([Path(spec.float_model)] if spec.float_model else [])]
     files = [p for p in paths if p.is_file()] + sorted(f for f in Path(spec.data_path).rglob("*") if f.is_file())
     return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
 
