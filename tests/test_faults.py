@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -166,8 +166,6 @@ def _dead_pid() -> int:
     ],
 )
 def test_stale_lock_is_taken_over_and_a_live_one_refuses(holder, taken_over, magika_workdir, tmp_path, run_cli):
-    from datetime import datetime
-
     out = tmp_path / "out"
     out.mkdir()
     holder = holder | {
