@@ -31,17 +31,9 @@ from autoprec.engine.ledger import Ledger, open_storage
 from autoprec.engine.lock import OutputLock
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.model_io import save_json
+from benchmarks.trust_overhead import best_of
 
 STRATEGIES = {"strategies": ("baselines", "optuna"), "options": {"optuna.share": "1.0"}}
-
-
-def _best_of(runs: int, work) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def ledger_part(root: Path) -> dict:
@@ -76,16 +68,16 @@ def ledger_part(root: Path) -> dict:
     return {
         "journal_bytes": len(data),
         "fresh_search_s": round(fresh, 2),
-        "open_ledger_with_repair_and_lock_ms": round(_best_of(5, ours) * 1000, 1),
-        "open_journal_optuna_only_ms": round(_best_of(5, optuna_only) * 1000, 1),
-        "repair_check_ms": round(_best_of(5, lambda: repair_journal(journal)) * 1000, 2),
+        "open_ledger_with_repair_and_lock_ms": round(best_of(5, ours) * 1000, 1),
+        "open_journal_optuna_only_ms": round(best_of(5, optuna_only) * 1000, 1),
+        "repair_check_ms": round(best_of(5, lambda: repair_journal(journal)) * 1000, 2),
         "resume_nothing_left_s": round(resume_full, 2),
         "torn_cut_at_byte": cut,
         "torn_intact_bytes": kept_lines,
         "torn_evaluations_reevaluated": (resumed.state.evaluator.model_runs - resumed.state.sensitivity_runs)
         // resumed.state.evaluator.num_samples,
         "resume_torn_s": round(resume_torn, 2),
-        "save_json_candidates_ms": round(_best_of(5, lambda: save_json(candidates, out / "c.json")) * 1000, 2),
+        "save_json_candidates_ms": round(best_of(5, lambda: save_json(candidates, out / "c.json")) * 1000, 2),
     }
 
 
