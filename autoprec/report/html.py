@@ -7,7 +7,9 @@ sensitivity, the curve along the sensitivity order, the winner's config by op ty
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 from pathlib import Path
 
 from rich.console import Console
@@ -16,7 +18,7 @@ from autoprec.engine.saved import SavedSearch, load_saved
 from autoprec.engine.sensitivity import Sensitivity
 from autoprec.evaluate import Evaluator
 from autoprec.hardware import HardwareProfile, get_profile
-from autoprec.model_io import read_json
+from autoprec.model_io import read_json, save_json
 from autoprec.report import figures
 from autoprec.report.curve import ranking_curve
 from autoprec.report.debug import ranking_curve_figure
@@ -141,9 +143,27 @@ def _curve(saved: SavedSearch, evaluator: Evaluator | None, profile: HardwarePro
     else:
         sensitivity = Sensitivity.from_json(read_json(sensitivity_file))
         indices = list(range(min(2, evaluator.num_samples)))
-        curve = ranking_curve(evaluator, profile, sensitivity, saved.target, indices)
+        curve = _cached_curve(saved, evaluator, profile, sensitivity, indices)
         body = _figure(inline_svg(ranking_curve_figure(curve, saved.target)), "curve")
     return _section("Cumulative error curve along the sensitivity order", body, "curve")
+
+
+def _cached_curve(
+    saved: SavedSearch, evaluator: Evaluator, profile: HardwareProfile, sensitivity: Sensitivity, indices: list[int]
+) -> dict:
+    """The ranking curve, computed once per model, data, profile, target and ranking (a second report or a
+    resumed search runs nothing): cached as `sensitivity-curve.json` beside the sensitivity pass."""
+    identity = [evaluator.model_hash, evaluator.data_hash, profile.identity, saved.target.to_json(), indices,
+                sensitivity.ranking()]  # fmt: skip
+    key = hashlib.sha256(json.dumps(identity, default=str).encode()).hexdigest()[:20]
+    path = saved.out / "sensitivity-curve.json"
+    if path.is_file():
+        cached = read_json(path)
+        if cached.get("key") == key:
+            return cached["curve"]
+    curve = ranking_curve(evaluator, profile, sensitivity, saved.target, indices)
+    save_json({"key": key, "curve": curve}, path)
+    return curve
 
 
 def _config(saved: SavedSearch, evaluator: Evaluator | None) -> str:
