@@ -179,6 +179,11 @@ def case_option_bad_value(root, toy):
     return ["search", toy, "--option", "optuna.space=abc", "--out", root / "out"], r"--option optuna\.space=abc", 2
 
 
+def case_storage_unwritable(root, toy):
+    argv = ["search", toy, "--storage", root / "no-such-folder" / "ledger.journal", "--out", root / "out"]
+    return argv, r"cannot open the journal storage .*; choose a writable path for --storage", 2
+
+
 def case_option_unknown_strategy(root, toy):
     argv = ["search", toy, "--strategies", "baselines", "--option", "optuna.space=4", "--out", root / "out"]
     return argv, r"strategy 'optuna' is not in --strategies", 2

@@ -54,6 +54,10 @@ def open_storage(url: str, attempts: int = 3) -> optuna.storages.BaseStorage:
                 f"ledger {url} holds operations Optuna cannot replay ({type(exc).__name__}: {str(exc)[:100]}); "
                 "move it away to start over (or --force)"
             ) from exc
+        except OSError as exc:  # a missing folder, a read-only or full file system, no permission
+            raise UserError(
+                f"cannot open the journal storage {url} ({exc.strerror or exc}); choose a writable path for --storage"
+            ) from exc
     failure: Exception | None = None
     for attempt in range(attempts):
         try:
