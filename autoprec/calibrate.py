@@ -2,13 +2,16 @@
 
 Steps: onnxruntime's basic graph optimization (folds Constant weights into initializers and
 BatchNormalization into Conv, as a compiler would) -> opset 21 (int16 Q/DQ is legal there) ->
-onnxruntime.quantization calibrators for activation ranges -> one calibration node per quantized
-input of each normal node. Weights keep their float values (thresholds from the float weight),
-so any node can later be raised to int16 exactly.
+one onnxruntime calibration pass giving every method's activation ranges (autoprec.calibration.methods)
+-> one calibration node per quantized input of each normal node, keeping every method's range ->
+`--method auto` (default): the best-scoring all-int8 of every method and scheme the hardware profile
+allows (autoprec.calibration.auto). Weights keep their float values (thresholds from the float
+weight), so any node can later be raised to int16 exactly.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 import tempfile
@@ -20,11 +23,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import numpy_helper, version_converter
-from onnxruntime.quantization.calibrate import CalibrationDataReader, CalibrationMethod, create_calibrator
 
+from autoprec.calibration.auto import Trial, best, score_schemes
+from autoprec.calibration.methods import ABSURD_RANGE, METHODS, PERCENTILES, SCHEMES, collect, label, parse_label
 from autoprec.data import Sample, load_samples, model_inputs, save_samples
 from autoprec.errors import UserError
 from autoprec.evaluate.runs import run_sample
+from autoprec.hardware import HardwareProfile, get_profile
 from autoprec.ir import FEATURE, WEIGHT, CalibratedModel, CalibrationNode, calibration_name, name_nodes
 from autoprec.model_io import load_model, save_json, writing
 
@@ -41,24 +46,20 @@ FEATURE_INPUTS: dict[str, tuple[int, ...] | None] = {
 # Not here on purpose: Sqrt/Reciprocal/Log inputs (power spectra, variances) lose all relative precision
 # near 0 under uniform quantization, even int16 (silero-vad's STFT magnitude: cosine 0.88); chips keep them float.
 WEIGHT_AXIS = {"Conv": 0, "ConvTranspose": 1, "Gemm": None, "MatMul": -1}  # per-channel axis of input 1
-METHODS = {
-    "max": CalibrationMethod.MinMax,
-    "percentile": CalibrationMethod.Percentile,
-    "kl": CalibrationMethod.Entropy,
-    "mse": CalibrationMethod.Percentile,  # its |x| histograms, then the MSE-optimal threshold (_mse_range)
-}
-ABSURD_RANGE = 1e6  # activations beyond this (masks of +-3.4e38...) stay float
+AUTO = "auto"
 
 
 @dataclass
 class CalibrationSettings:
-    """How a model was calibrated (stored in the model and in calibration_settings.json)."""
+    """How to calibrate; after `calibrate`, how the model was calibrated (stored in the model and in
+    calibration_settings.json): `method` auto is resolved to the method, percentile and scheme it chose."""
 
-    method: str = "max"
-    percentile: float = 99.999
-    per_channel: bool = True
-    asymmetric: bool = False
+    method: str = "max"  # max | percentile | kl | mse | auto (opt-in: README "Calibration")
+    percentile: float = 99.999  # for method percentile
+    per_channel: bool = True  # per-channel weights (if the profile allows)
+    asymmetric: bool | None = None  # None: auto tries both schemes the profile allows; a fixed method: symmetric
     num_samples: int = 0
+    profile: str = "generic"
 
 
 def calibrate(
@@ -70,11 +71,11 @@ def calibrate(
     force: bool = False,
 ) -> CalibratedModel:
     """Calibrate a float model and write `out_dir/calibrated_model.onnx` + `calibration_data/`."""
-    settings = settings or CalibrationSettings()
-    if settings.method not in METHODS:
-        raise UserError(f"unknown calibration method '{settings.method}'; use one of {', '.join(METHODS)}")
+    settings = dataclasses.replace(settings or CalibrationSettings())
     if not 0.0 < settings.percentile <= 100.0:  # also refuses NaN
         raise UserError(f"--percentile {settings.percentile} is not in (0, 100]; e.g. 99.999")
+    profile = get_profile(settings.profile)
+    labels, schemes = _plan(settings, profile)
     out_dir = Path(out_dir)
     _check_replaceable(out_dir, force)
     float_model = load_model(model_path)
@@ -85,18 +86,63 @@ def calibrate(
         )
     samples = load_samples(data_path, model_inputs(float_model), num_samples)
     settings.num_samples = len(samples)
+    settings.per_channel = settings.per_channel and profile.per_channel
     started = time.perf_counter()
     prepared = prepare_float_model(float_model)
-    ranges = _activation_ranges(prepared, samples, settings)
-    calibration, kept_float = _calibration_nodes(prepared, ranges, settings)
-    record = asdict(settings) | {
+    try:
+        collection = collect(prepared, samples, list(FEATURE_INPUTS))
+    except Exception:  # name the sample onnxruntime refuses (a one-line UserError), if it is the data's fault
+        _check_runs(prepared, samples)
+        raise
+    ranges = {name: collection.ranges(name, asymmetric=False) for name in labels}
+    kept_float = _kept_float(collection.ranges("max", asymmetric=True))
+    models = {}
+    for scheme in schemes:
+        asymmetric = SCHEMES[scheme]
+        scheme_ranges = {n: collection.ranges(n, asymmetric) for n in labels} if asymmetric else ranges
+        nodes = _calibration_nodes(prepared, scheme_ranges, kept_float, asymmetric, settings.per_channel)
+        models[scheme] = CalibratedModel(prepared, nodes)
+    trials = score_schemes(models, labels, samples) if settings.method == AUTO else []
+    chosen = best(trials) if trials else Trial(schemes[0], label(settings.method, settings.percentile), float("nan"))
+    calibrated = models[chosen.scheme]
+    for cal in calibrated.calibration.values():
+        if cal.tensor_type == FEATURE:
+            cal.rmin, cal.rmax = (np.float64(v) for v in cal.alternatives[chosen.label])
+    settings.method, chosen_percentile = parse_label(chosen.label)
+    settings.percentile = chosen_percentile or settings.percentile
+    settings.asymmetric = SCHEMES[chosen.scheme]
+    calibrated.settings = asdict(settings) | {
+        "selected_by": "auto" if trials else "user",
+        "auto_trials": [t.to_json() for t in trials],
         "float_model_sha256": hashlib.sha256(Path(model_path).read_bytes()).hexdigest(),
         "seconds": round(time.perf_counter() - started, 2),
         "kept_float": kept_float,
     }
-    calibrated = CalibratedModel(prepared, calibration, record)
-    _write_output(calibrated, samples, out_dir, record)
+    _write_output(calibrated, samples, out_dir, calibrated.settings)
     return calibrated
+
+
+def _plan(settings: CalibrationSettings, profile: HardwareProfile) -> tuple[list[str], list[str]]:
+    """(range labels every feature node keeps, schemes to build), checked against the profile."""
+    if settings.method != AUTO and settings.method not in METHODS:
+        raise UserError(f"unknown calibration method '{settings.method}'; use auto or one of {', '.join(METHODS)}")
+    if settings.method != AUTO and settings.method not in profile.calibration_methods:
+        allowed = ", ".join(m for m in METHODS if m in profile.calibration_methods)
+        raise UserError(f"profile '{profile.name}' does not calibrate with '{settings.method}'; use auto or {allowed}")
+    if settings.asymmetric and not profile.asymmetric:
+        raise UserError(f"profile '{profile.name}' has no asymmetric activations; drop --asymmetric")
+    if settings.method == "percentile" and not 0 < settings.percentile <= 100:
+        raise UserError(f"--percentile must lie in (0, 100], got {settings.percentile}")
+    labels = [
+        label(m, p) for m in METHODS if m in profile.calibration_methods
+        for p in (PERCENTILES if m == "percentile" else (None,))
+    ]  # fmt: skip
+    if settings.method != AUTO and label(settings.method, settings.percentile) not in labels:
+        labels.append(label(settings.method, settings.percentile))
+    if settings.asymmetric is None:
+        both = settings.method == AUTO and profile.asymmetric
+        return labels, ["symmetric", "asymmetric"] if both else ["symmetric"]
+    return labels, ["asymmetric" if settings.asymmetric else "symmetric"]
 
 
 def prepare_float_model(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -120,42 +166,6 @@ def prepare_float_model(model: onnx.ModelProto) -> onnx.ModelProto:
     return optimized
 
 
-class _Reader(CalibrationDataReader):
-    def __init__(self, samples: list[Sample]):
-        self._items = iter(samples)
-
-    def get_next(self) -> Sample | None:
-        return next(self._items, None)
-
-
-def _activation_ranges(model: onnx.ModelProto, samples: list[Sample], settings: CalibrationSettings) -> dict:
-    """tensor name -> (min, max) from an onnxruntime calibrator over all samples."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        onnx.save(model, str(path))
-        options = {"symmetric": not settings.asymmetric, "percentile": settings.percentile}
-        if settings.method == "mse":
-            options["symmetric"] = True  # histograms of |x|
-        if settings.method == "kl":  # onnxruntime's defaults (128 bins) leave KL a single candidate: the max
-            options |= {"num_bins": 2048, "num_quantized_bins": 128}
-        calibrator = create_calibrator(
-            path,
-            op_types_to_calibrate=list(FEATURE_INPUTS),
-            augmented_model_path=str(Path(tmp) / "augmented.onnx"),
-            calibrate_method=METHODS[settings.method],
-            extra_options=options,
-        )
-        try:
-            calibrator.collect_data(_Reader(samples))
-        except Exception:  # name the sample onnxruntime refuses (a one-line UserError), if it is the data's fault
-            _check_runs(model, samples)
-            raise
-        if settings.method == "mse":
-            return {name: _mse_range(*h) for name, h in calibrator.collector.histogram_dict.items()}
-        data = calibrator.compute_data()
-    return {name: tuple(float(np.ravel(v)[0]) for v in data[name].range_value) for name in data}
-
-
 def _check_runs(model: onnx.ModelProto, samples: list[Sample]) -> None:
     """Run the float model on every sample: a UserError for the first one onnxruntime refuses."""
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -164,29 +174,27 @@ def _check_runs(model: onnx.ModelProto, samples: list[Sample]) -> None:
         run_sample(session, outputs, sample, index)
 
 
-def _mse_range(hist: np.ndarray, edges: np.ndarray, low: float, high: float) -> tuple[float, float]:
-    """The clipping threshold T (a bin edge of the |x| histogram) that minimizes the expected int8 error:
-    rounding noise (T/127)^2/12 for values inside, squared clipping distance for values beyond."""
-    counts = hist.astype(np.float64)
-    centers = (edges[:-1].astype(np.float64) + edges[1:]) / 2
-    candidates = edges[1:].astype(np.float64)
-    # values beyond each candidate: suffix sums of n, n*c, n*c^2 over the bins past it
-    tail_n = np.cumsum(counts[::-1])[::-1]
-    tail_c = np.cumsum((counts * centers)[::-1])[::-1]
-    tail_c2 = np.cumsum((counts * centers**2)[::-1])[::-1]
-    beyond = np.append(tail_n[1:], 0.0), np.append(tail_c[1:], 0.0), np.append(tail_c2[1:], 0.0)
-    clipping = beyond[2] - 2 * candidates * beyond[1] + candidates**2 * beyond[0]
-    rounding = (counts.sum() - beyond[0]) * (candidates / 127) ** 2 / 12
-    threshold = float(candidates[np.argmin(clipping + rounding)])
-    return max(float(low), -threshold), min(float(high), threshold)
+def _kept_float(ranges: dict[str, tuple[float, float]]) -> dict[str, str]:
+    """Tensors whose calibrated range is non-finite or absurd: they stay float (tensor -> why)."""
+    return {
+        tensor: f"calibrated range [{low:.3g}, {high:.3g}] is not quantizable"
+        for tensor, (low, high) in ranges.items()
+        if not (np.isfinite(low) and np.isfinite(high)) or max(abs(low), abs(high)) > ABSURD_RANGE
+    }
 
 
 def _calibration_nodes(
-    model: onnx.ModelProto, ranges: dict, settings: CalibrationSettings
-) -> tuple[dict[str, CalibrationNode], dict[str, str]]:
+    model: onnx.ModelProto,
+    ranges: dict[str, dict[str, tuple[float, float]]],
+    kept_float: dict[str, str],
+    asymmetric: bool,
+    per_channel: bool,
+) -> dict[str, CalibrationNode]:
+    """One calibration node per quantized input; a feature node keeps every label's range as `alternatives`
+    (its own thresholds: the first label's, until the caller picks one)."""
     inits = {i.name: i for i in model.graph.initializer}
+    tensors = set(next(iter(ranges.values()))) - set(kept_float)
     nodes: dict[str, CalibrationNode] = {}
-    kept_float: dict[str, str] = {}
     for node in model.graph.node:
         if node.op_type not in FEATURE_INPUTS or node.domain not in ("", "ai.onnx"):
             continue
@@ -195,27 +203,20 @@ def _calibration_nodes(
             indices.add(1)
         for i in sorted(indices):
             tensor = node.input[i] if i < len(node.input) else ""
-            if not tensor:
-                continue
             name = calibration_name(node.name, i)
-            if tensor in inits:
-                if node.op_type in WEIGHT_AXIS and i == 1:
-                    nodes[name] = _weight_node(name, node, inits[tensor], settings)
-                continue
-            if tensor not in ranges:
-                continue  # not a float tensor (integer, shape path): never quantized
-            low, high = ranges[tensor]
-            if not (np.isfinite(low) and np.isfinite(high)) or max(abs(low), abs(high)) > ABSURD_RANGE:
-                kept_float[tensor] = f"calibrated range [{low:.3g}, {high:.3g}] is not quantizable"
-                continue
-            nodes[name] = CalibrationNode(
-                name, tensor, [(node.name, i)], FEATURE, "int8", np.float64(low), np.float64(high),
-                symmetric=not settings.asymmetric,
-            )  # fmt: skip
-    return nodes, kept_float
+            if tensor in inits and node.op_type in WEIGHT_AXIS and i == 1:
+                nodes[name] = _weight_node(name, node, inits[tensor], per_channel)
+            elif tensor in tensors:  # not: integer tensors, shape paths, ranges kept float
+                alternatives = {label: ranges[label][tensor] for label in ranges}
+                low, high = next(iter(alternatives.values()))
+                nodes[name] = CalibrationNode(
+                    name, tensor, [(node.name, i)], FEATURE, "int8", np.float64(low), np.float64(high),
+                    symmetric=not asymmetric, alternatives=alternatives,
+                )  # fmt: skip
+    return nodes
 
 
-def _weight_node(name: str, node: onnx.NodeProto, init: onnx.TensorProto, settings: CalibrationSettings):
+def _weight_node(name: str, node: onnx.NodeProto, init: onnx.TensorProto, per_channel: bool) -> CalibrationNode:
     weight = numpy_helper.to_array(init).astype(np.float64)
     axis = WEIGHT_AXIS[node.op_type]
     if node.op_type == "Gemm":
@@ -223,7 +224,7 @@ def _weight_node(name: str, node: onnx.NodeProto, init: onnx.TensorProto, settin
         axis = 0 if trans_b else 1
     if axis is not None and axis < 0:
         axis += weight.ndim
-    if settings.per_channel and axis is not None and weight.ndim > 1:
+    if per_channel and axis is not None and weight.ndim > 1:
         reduce = tuple(d for d in range(weight.ndim) if d != axis)
         low, high = weight.min(axis=reduce), weight.max(axis=reduce)
     else:

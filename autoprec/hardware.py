@@ -1,13 +1,16 @@
-"""Hardware profiles: which qtypes each calibration node may take on a chip, and what each costs there.
+"""Hardware profiles: which qtypes each calibration node may take on a chip, what each costs there, and how
+its compiler can calibrate (asymmetric activations, per-channel weights, calibration methods).
 
 A profile is declarative: a name, the (op type, input index) pairs the chip keeps in int8 (no int16:
 they take int8, ec where it applies, or a float fallback), the qtypes the chip offers at all, per-op
-overrides, and the chip's cost model (`CostModel`, see README "Cost model"). Add one with a JSON file:
+overrides, the chip's cost model (`CostModel`, see README "Cost model") and its calibration capabilities.
+Add one with a JSON file:
 
     {"name": "mychip", "forced_int8": {"Conv": [1], "Resize": [0]},
      "qtypes": ["int8", "int16", "float32"],              # optional: no float16 on this chip
      "op_qtypes": {"Sqrt": {"0": ["int8", "float32"]}},   # optional: per op type and input index
-     "costs": {"mac": {"int16": 2.5}, "element": {"float32": 10}}}   # optional: override the default rates
+     "costs": {"mac": {"int16": 2.5}, "element": {"float32": 10}},   # optional: override the default rates
+     "asymmetric": false, "per_channel": true, "calibration_methods": ["max", "kl"]}  # optional: all allowed
 
 and `--profile mychip.json`.
 """
@@ -22,10 +25,11 @@ from pathlib import Path
 from types import MappingProxyType
 
 from autoprec.errors import UserError
-from autoprec.ir import EC, EC_INPUTS, LEVEL, QTYPES, CalibratedModel, CalibrationNode
+from autoprec.ir import EC, EC_INPUTS, LEVEL, QTYPES, CalibratedModel, CalibrationNode, base_qtype
 
 # EC_INPUTS: the ops ec can split (ir.records)
-__all__ = ["EC_INPUTS", "PROFILES", "CostModel", "HardwareProfile", "get_profile", "lower_qtype"]
+__all__ = ["CALIBRATION_METHODS", "EC_INPUTS", "PROFILES", "CostModel", "HardwareProfile", "get_profile", "lower_qtype"]
+CALIBRATION_METHODS = ("max", "percentile", "kl", "mse")
 
 # Relative time per MAC of a MAC op (Conv, ConvTranspose, MatMul, Gemm), per operand: the op's rate is the
 # product over its two operands, so int8 x int8 = 1, int16 x int8 = 2, int16 x int16 = 4 (AIMET's bit-ops,
@@ -57,7 +61,8 @@ class CostModel:
 @dataclass(frozen=True)
 class HardwareProfile:
     """What a target chip allows: the `qtypes` it offers (int8 always), int16 everywhere except the
-    `forced_int8` op inputs, `op_qtypes` overrides per (op type, input index), and its `costs`."""
+    `forced_int8` op inputs, `op_qtypes` overrides per (op type, input index), and its `costs`; asymmetric
+    activations, per-channel weights and the calibration methods its compiler implements."""
 
     name: str
     forced_int8: frozenset[tuple[str, int]] = frozenset()
@@ -65,6 +70,9 @@ class HardwareProfile:
     qtypes: tuple[str, ...] = QTYPES
     op_qtypes: Mapping[tuple[str, int], tuple[str, ...]] = field(default_factory=dict, hash=False)
     costs: CostModel = field(default_factory=CostModel)
+    asymmetric: bool = True
+    per_channel: bool = True
+    calibration_methods: frozenset[str] = frozenset(CALIBRATION_METHODS)
 
     @property
     def identity(self) -> str:
@@ -125,14 +133,14 @@ PROFILES = {
         "hmct",
         frozenset({("Conv", 1), ("ConvTranspose", 1), ("Resize", 0), ("GridSample", 0), ("MatMul", 1)}),
         "the seed's chip: Conv/ConvTranspose weights, Resize/GridSample inputs, MatMul input 1 stay int8 "
-        "(or ec, or a float fallback)",
+        "(or ec, or a float fallback); max/percentile/kl/mse calibration, per-channel weights, asymmetric activations",
     ),
 }
 
 
 def lower_qtype(allowed: tuple[str, ...], qtype: str) -> str | None:
     """The highest of `allowed` one lattice level or more below `qtype` (ec -> int8), None at int8."""
-    below = [q for q in allowed if LEVEL[q] < LEVEL[qtype]]
+    below = [q for q in allowed if LEVEL[q] < LEVEL[base_qtype(qtype)]]  # "int8@kl" is at int8's level
     return max(below, key=LEVEL.__getitem__) if below else None
 
 
@@ -167,7 +175,13 @@ def profile_from_json(data: dict) -> HardwareProfile:
         MappingProxyType({**ELEMENT_RATES, **{q: float(v) for q, v in costs.get("element", {}).items()}}),
     )
     model.check()
-    return HardwareProfile(str(data["name"]), forced, str(data.get("description", "")), qtypes, op_qtypes, model)
+    methods = frozenset(data.get("calibration_methods", CALIBRATION_METHODS))
+    if not methods or not methods <= set(CALIBRATION_METHODS):
+        raise ValueError(f"calibration_methods must be some of {', '.join(CALIBRATION_METHODS)}")
+    return HardwareProfile(
+        str(data["name"]), forced, str(data.get("description", "")), qtypes, op_qtypes, model,
+        bool(data.get("asymmetric", True)), bool(data.get("per_channel", True)), methods,
+    )  # fmt: skip
 
 
 def _qtypes(values: list[str]) -> list[str]:

@@ -10,6 +10,11 @@ inputs that the hardware profile allows that qtype on (`HardwareProfile.allowed`
 float32; ec on forced-int8 inputs); weights follow their own calibration nodes, addressed as `inputN`
 (`{"qtype": "int16", "input1": "int16"}`: A16W16). A subgraph covers every node on a path from its inputs
 to its outputs. Emitted configs use only entries that mean the same to HMCT.
+
+HMCT's node_config has no per-node threshold key: an int8 input the search gave another calibration
+method's range ("int8@kl") goes into an autoprec key beside it, addressed like node_config,
+`"threshold_config": {"Conv_3": {"input0": {"method": "kl", "min": -1.5, "max": 2.25}}}` (a compiler
+that reads only HMCT's keys gets these thresholds from the exported calibrated model instead).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from pathlib import Path
 
 from autoprec.errors import UserError
 from autoprec.hardware import HardwareProfile
-from autoprec.ir import ASSIGNABLE, EC, FEATURE, CalibratedModel, CalibrationNode
+from autoprec.ir import ASSIGNABLE, EC, FEATURE, CalibratedModel, CalibrationNode, base_qtype, parse_qtype
+
+CONFIG_KEYS = ("model_config", "node_config", "subgraph_config", "threshold_config")
 
 
 def to_quant_config(
@@ -45,9 +52,13 @@ def to_quant_config(
         for spec in subgraphs.values():
             for node in subgraph_nodes(model, spec["inputs"], spec["outputs"]):
                 covered.update(c.name for c in qtype_targets(model, profile, node, "int16"))
+    thresholds = threshold_config(model, assignment)
+    if thresholds:
+        config["threshold_config"] = thresholds
     for node in model.model.graph.node:
         cals = [c for c in model.input_calibrations(node.name) if c.name not in covered]
-        changed = {c.name: assignment.get(c.name, "int8") for c in cals if assignment.get(c.name, "int8") != "int8"}
+        qtypes = {c.name: base_qtype(assignment.get(c.name, "int8")) for c in cals}
+        changed = {name: qtype for name, qtype in qtypes.items() if qtype != "int8"}
         if not changed:
             continue
         entry = {}
@@ -76,10 +87,24 @@ def read_quant_config(path: Path) -> dict:
         raise UserError(f"{path}: not valid JSON ({exc})") from exc
 
 
+def threshold_config(model: CalibratedModel, assignment: dict[str, str]) -> dict[str, dict[str, dict]]:
+    """node -> inputN -> {method, min, max} of every calibration node given another method's range."""
+    config: dict[str, dict[str, dict]] = {}
+    for name, qtype in assignment.items():
+        label = parse_qtype(qtype)[1]
+        if label is None:
+            continue
+        cal = model.calibration[name]
+        low, high = cal.alternatives[label]
+        for node, index in cal.consumers:
+            config.setdefault(node, {})[f"input{index}"] = {"method": label, "min": low, "max": high}
+    return config
+
+
 def from_quant_config(model: CalibratedModel, config: dict, profile: HardwareProfile) -> dict[str, str]:
     """The assignment a quant_config describes; unknown node names are a UserError."""
-    if not isinstance(config, dict) or not set(config) <= {"model_config", "node_config", "subgraph_config"}:
-        raise UserError("a quant_config has only model_config, node_config and subgraph_config keys")
+    if not isinstance(config, dict) or not set(config) <= set(CONFIG_KEYS):
+        raise UserError(f"a quant_config has only {', '.join(CONFIG_KEYS)} keys")
     _check_types(config)
     default = config.get("model_config", {}).get("all_node_type", "int8")
     _check_qtype(default, "model_config.all_node_type")
@@ -107,6 +132,14 @@ def from_quant_config(model: CalibratedModel, config: dict, profile: HardwarePro
                 _set_input(model, profile, assignment, cal.name, qtype, f"node_config.{node}.{key}")
             else:
                 raise UserError(f"node_config.{node}: unknown key '{key}'; use qtype or input<N>")
+    for node, inputs in config.get("threshold_config", {}).items():
+        for key, spec in inputs.items():
+            where = f"threshold_config.{node}.{key}"
+            cal = model.find_input_calibration(node, int(key[5:])) if key[5:].isdigit() else None
+            if cal is None or spec.get("method") not in cal.alternatives:
+                raise UserError(f"{where}: no calibration input with a '{spec.get('method')}' range there")
+            if base_qtype(assignment[cal.name]) == "int8":
+                assignment[cal.name] = f"int8@{spec['method']}"
     return assignment
 
 

@@ -50,6 +50,7 @@ from typing import Any, ClassVar
 import optuna
 
 from autoprec.engine.bisect import bisect
+from autoprec.engine.ranges import OWN, unit_ranges
 from autoprec.engine.results import CompensationResult, FallbackResult, Results, SubgraphSpec, SweepResult
 from autoprec.engine.sensitivity import Sensitivity, sensitivity_items
 from autoprec.engine.state import Candidate, SearchState, assignment_key
@@ -59,7 +60,8 @@ from autoprec.hardware import HardwareProfile, lower_qtype
 from autoprec.ir import QTYPES, CalibratedModel
 
 __all__ = [
-    "Candidate", "CompensationResult", "FallbackResult", "Option", "Results", "SearchView", "Sensitivity", "Strategy",
+    "OWN", "Candidate", "CompensationResult", "FallbackResult", "Option", "Results", "SearchView", "Sensitivity",
+    "Strategy",
     "SubgraphSpec", "SweepResult", "Unit", "assignment_key", "at_least", "bisect", "fraction",
 ]  # fmt: skip
 
@@ -246,6 +248,16 @@ class SearchView:
         """The qtype all of a unit's calibration nodes have in `assignment`, None if they differ."""
         qtypes = {assignment[n] for n in self.unit_nodes(unit)}
         return qtypes.pop() if len(qtypes) == 1 else None
+    def range_sensitivity(self, units: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+        """unit -> alternative int8 range label -> output -> mean cosine of the base with only that unit at that
+        range; label "own": the base itself (on the sensitivity samples; not counted against the budget; measured
+        once per base and unit). Evaluate a choice with the qtype "int8@<label>" on the unit's feature nodes."""
+        return self._state.range_sensitivity(units)
+
+    def range_choices(self, unit: str) -> dict[str, dict[str, str]]:
+        """label -> the unit's calibration nodes at int8, feature nodes with that alternative range (distinct
+        ranges, its own excluded): merge one into an assignment to try it."""
+        return unit_ranges(self._state.model, self._state.unit_by_name[unit])
 
     # --- evaluation -------------------------------------------------------------------------
     def evaluate(self, assignments: list[dict[str, str]], label: str | None = None) -> list[Candidate | None]:

@@ -20,7 +20,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
-from autoprec.ir import LEVEL
+from autoprec.ir import LEVEL, base_qtype
 from autoprec.strategy import Option, SearchView, Strategy, assignment_key, at_least, fraction
 
 MAX_REPEATS = 20  # stop when the sampler keeps proposing configs the ledger already holds
@@ -66,6 +66,7 @@ class OptunaSearch(Strategy):
         share = search.option("share")
         template = search.best.assignment if search.best else search.base  # what stays outside the space
         levels = {u.name: search.unit_qtype(template, u.name) for u in search.units}
+        levels = {u: q if q is None else base_qtype(q) for u, q in levels.items()}  # "int8@kl" (a tuned range): int8
         ranking = search.sensitivity().ranking()
         droppable = [u for u in reversed(ranking) if levels[u] not in (None, "int8")][: space_size // 2]
         addable = [u for u in ranking if levels[u] == "int8"][: space_size - len(droppable)]

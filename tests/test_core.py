@@ -557,7 +557,7 @@ def test_cli_calibrate_and_baseline_json(tmp_path, demo_data, run_cli):
     model = tmp_path / "vad.onnx"
     shutil.copyfile(demo.fetch_model("vad"), model)
     data = demo_data("vad")
-    code, stderr = run_cli("calibrate", model, "--data", data, "-o", tmp_path / "model_output")
+    code, stderr = run_cli("calibrate", model, "--data", data, "-o", tmp_path / "model_output", "--method", "max")
     assert code == 0, stderr
     out = tmp_path / "model_output"
     assert sorted(p.name for p in out.iterdir()) == ["calibrated_model.onnx", "calibration_data",
@@ -570,7 +570,7 @@ def test_cli_calibrate_and_baseline_json(tmp_path, demo_data, run_cli):
             np.testing.assert_array_equal(np.load(out / "calibration_data" / name / f"{i}.npy"),
                                           np.load(data / name / f"{i}.npy"))  # fmt: skip
     settings = json.loads((out / "calibration_settings.json").read_text())
-    assert settings["method"] == "max" and settings["num_samples"] == 4
+    assert settings["method"] == "max" and settings["selected_by"] == "user" and settings["num_samples"] == 4
     assert not list(tmp_path.glob(".autoprec-*"))
 
     result = run_cli("baseline", "model_output", "--json", cwd=tmp_path)

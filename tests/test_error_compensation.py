@@ -39,7 +39,7 @@ def ocr_det_workdir(tmp_path_factory):
     data = tmp_path_factory.mktemp("ocr_det-data") / "data"
     save_samples(demo.make_samples("ocr_det", 2), data)
     out = tmp_path_factory.mktemp("ocr_det-work") / "model_output"
-    calibrate(demo.fetch_model("ocr_det"), data, out, CalibrationSettings())
+    calibrate(demo.fetch_model("ocr_det"), data, out, CalibrationSettings(method="max"))
     return out
 
 

@@ -26,9 +26,14 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from autoprec.calibrate import CalibrationSettings, calibrate
+    from autoprec.report import calibration_table
 
-    settings = CalibrationSettings(args.method, args.percentile, not args.per_tensor, args.asymmetric)
+    settings = CalibrationSettings(
+        args.method, args.percentile, not args.per_tensor, args.asymmetric, profile=args.profile
+    )  # fmt: skip
     model = calibrate(args.model, args.data, args.out, settings, args.num_samples, force=args.force)
+    if model.settings["auto_trials"]:
+        Console().print(calibration_table(model.settings))
     weights = sum(c.tensor_type == "weight" for c in model.calibration.values())
     console.print(
         f"[green]calibrated[/] {len(model.calibration)} calibration nodes ({weights} weights) "
@@ -208,11 +213,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from autoprec.calibrate import calibrate
     from autoprec.cli.search_command import run_search_command
     from autoprec.demo import write_demo_data
+    from autoprec.report import calibration_table
 
     work = Path(args.out) / args.name
     model, data = write_demo_data(args.name, work, args.num_samples, force=True)
     console.print(f"[bold]1/4[/] demo model and {args.num_samples} realistic samples -> {work}")
-    calibrate(model, data, work / "model_output", force=True)
+    calibrated = calibrate(model, data, work / "model_output", force=True)
+    if calibrated.settings["auto_trials"]:  # only with --method auto (max is the default)
+        Console().print(calibration_table(calibrated.settings))
     console.print(f"[bold]2/4[/] calibrated -> {work / 'model_output'}")
     console.print("[bold]3/4[/] baselines")
     show_baselines(work / "model_output", jobs=args.jobs)

@@ -45,10 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="float .onnx model")
     p.add_argument("--data", required=True, help="HMCT data folder (<input>/<i>.npy), .npz, or folder of .npz")
     p.add_argument("-o", "--out", default="model_output", help="output folder (default: model_output)")
-    p.add_argument("--method", default="max", help="max | percentile | kl | mse (default: max)")
+    p.add_argument("--method", default="max", help="max | percentile | kl | mse | auto (default: max; auto, "
+                   "opt-in: the best-scoring all-int8 of every method and scheme the profile allows)")  # fmt: skip
     p.add_argument("--percentile", type=float, default=99.999, help="for --method percentile")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default: per-channel)")
-    p.add_argument("--asymmetric", action="store_true", help="asymmetric activations (uint8/uint16)")
+    scheme = p.add_mutually_exclusive_group()
+    scheme.add_argument("--asymmetric", action="store_const", const=True, dest="asymmetric",
+                        help="asymmetric activations (uint8/uint16) only")  # fmt: skip
+    scheme.add_argument("--symmetric", action="store_const", const=False, dest="asymmetric",
+                        help="symmetric activations only (default with a fixed --method)")  # fmt: skip
+    p.add_argument("--profile", default="generic", help="hardware profile: which methods and schemes it allows")
     p.add_argument("--num-samples", type=int, help="use only the first N samples")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=cmd_calibrate)

@@ -17,7 +17,7 @@ from onnx import shape_inference
 
 from autoprec.data import Sample
 from autoprec.hardware import CostModel
-from autoprec.ir import EC, CalibratedModel
+from autoprec.ir import EC, CalibratedModel, base_qtype
 
 MAC_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm", "LSTM", "GRU", "RNN"})
 RECURRENT = ("LSTM", "GRU", "RNN")
@@ -70,16 +70,17 @@ class ChipCost:
         self._int8 = self.time(dict.fromkeys(model.calibration, "int8"))
 
     def time(self, assignment: dict[str, str]) -> float:
-        """Modelled time of the calibrated ops under `assignment` (uncalibrated ops cost the same always)."""
+        """Modelled time of the calibrated ops under `assignment` (uncalibrated ops cost the same always; a range
+        choice such as "int8@kl" costs its format)."""
         total = 0.0
         for size, is_mac, inputs in self.ops:
             if is_mac:
                 rate = 1.0
                 for name in inputs[:2]:
-                    rate *= self.mac[assignment[name]] if name else self.mac["int8"]
+                    rate *= self.mac[base_qtype(assignment[name])] if name else self.mac["int8"]
                 total += size * rate
             else:
-                total += size * sum(self.element[assignment[name]] for name in inputs if name)
+                total += size * sum(self.element[base_qtype(assignment[name])] for name in inputs if name)
         return total
 
     def extra(self, assignment: dict[str, str]) -> float:

@@ -9,6 +9,7 @@ from autoprec.engine.holdout import MIN_SAMPLES
 from autoprec.engine.margin import samples_advice
 from autoprec.engine.state import Candidate, SearchState
 from autoprec.engine.target import OutputTarget
+from autoprec.ir import parse_qtype
 from autoprec.model_io import save_json
 from autoprec.quant_config import to_quant_config
 
@@ -30,6 +31,7 @@ def candidate_summary(result: SearchResult, candidate: Candidate) -> dict:
         "holds": candidate.holds,
         "outputs": {t.output: _output_summary(state, t, candidate) for t in state.target.outputs},
         "changes": candidate.changes(),
+        "ranges": {n: label for n, q in candidate.changes().items() if (label := parse_qtype(q)[1])},
     }
 
 

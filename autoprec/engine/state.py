@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from autoprec.engine.cost import ChipCost
 from autoprec.engine.holdout import HoldoutCheck
 from autoprec.engine.ledger import Ledger, Record
 from autoprec.engine.margin import WorkingTarget, working_target
+from autoprec.engine.ranges import load_or_measure_ranges
 from autoprec.engine.results import Results
 from autoprec.engine.sensitivity import Sensitivity, load_or_measure
 from autoprec.engine.target import Target
@@ -60,7 +62,8 @@ class Candidate:
         return assignment_key(self.assignment)
 
     def changes(self) -> dict[str, str]:
-        """Calibration nodes not at int8 (the all-int8 base)."""
+        """Calibration nodes not at plain int8 (the all-int8 base): int16, float32, ec, or int8 with another
+        calibration method's range ("int8@kl")."""
         return {n: q for n, q in self.assignment.items() if q != "int8"}
 
     def rank_key(self) -> tuple:
@@ -129,6 +132,7 @@ class SearchState:
         if not ledger.exclusive:
             self.sync()
         self._sensitivity: dict[tuple[str, str], Sensitivity] = {}
+        self._ranges: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
         self.done = False
         self.sensitivity_runs = 0
         self.sensitivity_seconds = 0.0
@@ -276,6 +280,21 @@ class SearchState:
             self.sensitivity_equivalents += result.equivalents
             self._sensitivity[(node_type, mode)] = result
         return self._sensitivity[(node_type, mode)]
+
+    def range_sensitivity(self, units: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+        """unit -> alternative range label (and OWN: the base) -> output -> mean cosine of the base with only
+        that unit at that range (`autoprec.engine.ranges`), on the sensitivity samples: measured once per base
+        and unit, cached in the output folder, counted with the sensitivity pass."""
+        base = assignment_key(self.base)
+        missing = [self.unit_by_name[u] for u in units if (base, u) not in self._ranges]
+        if missing:
+            started, runs = time.perf_counter(), self.evaluator.model_runs
+            indices = self.sensitivity_indices
+            measured = load_or_measure_ranges(self.evaluator, missing, indices, self.base, self.out_dir)
+            self._ranges.update({(base, u): v for u, v in measured.items()})
+            self.sensitivity_runs += self.evaluator.model_runs - runs
+            self.sensitivity_seconds += time.perf_counter() - started
+        return {u: self._ranges[(base, u)] for u in units}
 
     def sweep(self, ranking: list[str], start: Iterable[str], strategy: str) -> tuple[Candidate | None, set[str]]:
         """Smallest prefix of `ranking` that, raised on top of `start`, passes (bisection, ~log2 N evaluations).

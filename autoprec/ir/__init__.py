@@ -22,10 +22,13 @@ from autoprec.ir.records import (
     WEIGHT,
     CalibrationNode,
     QuantParams,
+    base_qtype,
     calibration_name,
+    parse_qtype,
 )
 
 __all__ = [
     "ASSIGNABLE", "EC", "EC_INPUTS", "FEATURE", "FLOATS", "LEVEL", "QTYPES", "SPLIT_LOW", "WEIGHT",
-    "CalibratedModel", "CalibrationNode", "QuantParams", "calibration_name", "name_nodes",
+    "CalibratedModel", "CalibrationNode", "QuantParams", "base_qtype", "calibration_name", "name_nodes",
+    "parse_qtype",
 ]  # fmt: skip

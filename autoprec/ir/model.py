@@ -80,15 +80,17 @@ class CalibratedModel:
 
     # --- edits --------------------------------------------------------------------------
     def set_qtype(self, name: str, qtype: str) -> None:
-        if qtype not in ASSIGNABLE:
-            raise UserError(f"unknown qtype '{qtype}'; use one of {', '.join(ASSIGNABLE)}")
         cal = self._get(name)
+        if not cal.accepts(qtype):
+            raise UserError(f"unknown qtype '{qtype}'; use one of {', '.join(ASSIGNABLE)} (or int8@<range>)")
         self.check_ec(cal, qtype)
         cal.qtype = qtype
 
     def set_thresholds(self, name: str, rmin: float | np.ndarray, rmax: float | np.ndarray) -> None:
+        """Set a node's own thresholds (its calibrated alternative ranges are dropped: an edit replaces them)."""
         cal = self._get(name)
         cal.rmin, cal.rmax = np.asarray(rmin, dtype=np.float64), np.asarray(rmax, dtype=np.float64)
+        cal.alternatives = {}
 
     def assignment(self) -> dict[str, str]:
         """The current qtype of every calibration node."""

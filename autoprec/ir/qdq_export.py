@@ -13,12 +13,13 @@ import json
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+import numpy as np
 import onnx
 
 from autoprec.errors import UserError
 from autoprec.ir.ec import qdq_nodes, residual_nodes, split_nodes
 from autoprec.ir.float16 import float16_nodes
-from autoprec.ir.records import ASSIGNABLE, EC, METADATA_KEY, CalibrationNode
+from autoprec.ir.records import ASSIGNABLE, EC, METADATA_KEY, CalibrationNode, parse_qtype
 
 if TYPE_CHECKING:
     from autoprec.ir.model import CalibratedModel
@@ -33,8 +34,8 @@ def to_onnx(cm: CalibratedModel, assignment: dict[str, str] | None = None, metad
     the calibration records (a simulation does not read them back; they take half the time on big models)."""
     qtypes = {**cm.assignment(), **(assignment or {})}
     for name, qtype in qtypes.items():
-        if qtype not in ASSIGNABLE:
-            raise UserError(f"{name}: unknown qtype '{qtype}'; use one of {', '.join(ASSIGNABLE)}")
+        if not cm.calibration[name].accepts(qtype):
+            raise UserError(f"{name}: unknown qtype '{qtype}'; use one of {', '.join(ASSIGNABLE)} (or int8@<range>)")
         cm.check_ec(cm.calibration[name], qtype)
     model = onnx.ModelProto()
     model.CopyFrom(cm.model)
@@ -67,8 +68,11 @@ def to_onnx(cm: CalibratedModel, assignment: dict[str, str] | None = None, metad
     if not metadata:
         return model
     record = {"settings": cm.settings, "nodes": {k: v.to_json() for k, v in cm.calibration.items()}}
-    for cal in cm.calibration.values():
-        record["nodes"][cal.name]["qtype"] = qtypes[cal.name]
+    for cal in cm.calibration.values():  # a chosen range ("int8@kl") is exported as the node's own thresholds
+        entry, (base, label) = record["nodes"][cal.name], parse_qtype(qtypes[cal.name])
+        entry["qtype"] = base
+        if label is not None:
+            entry["rmin"], entry["rmax"] = (np.asarray(v).tolist() for v in cal.range_of(qtypes[cal.name]))
     _set_metadata(model, METADATA_KEY, json.dumps(record))
     return model
 

@@ -4,12 +4,16 @@ A calibration node sits on one tensor and feeds one or more inputs of normal nod
 is `feature` (an activation) or `weight`; `qtype` is what the search edits; the thresholds are
 kept as float ranges (`rmin`, `rmax`, per tensor or per channel), so raising int8 to int16
 recomputes the scale from the range, never from already-rounded int8 values.
+
+A feature node also keeps the range every calibration method gave it (`alternatives`, e.g. "kl",
+"percentile-99.999"); an assignment picks one with a qtype such as "int8@kl" (`parse_qtype`). Plain
+int16 quantizes over the "max" alternative when there is one (no clipping needed at 16 bits).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -32,6 +36,19 @@ STORAGE = {
     ("int16", False): np.uint16,
 }
 QTYPE_OF_DTYPE = {np.dtype(v): k[0] for k, v in STORAGE.items()}
+RANGE_SEPARATOR = "@"  # "int8@kl": int8 with the node's "kl" range instead of its own
+FULL_RANGE = "max"  # the alternative plain int16 quantizes with
+
+
+def parse_qtype(qtype: str) -> tuple[str, str | None]:
+    """("int8", "kl") for "int8@kl"; (qtype, None) for a plain qtype."""
+    base, _, label = qtype.partition(RANGE_SEPARATOR)
+    return base, label or None
+
+
+def base_qtype(qtype: str) -> str:
+    """The quantization format of a qtype, without its range choice ("int8@kl" -> "int8")."""
+    return parse_qtype(qtype)[0]
 
 
 @dataclass
@@ -81,20 +98,39 @@ class CalibrationNode:
     axis: int | None = None
     folded: bool = False  # never raised: a weight stored pre-quantized, or an HMCT node no config can address
     source: dict | None = None  # HMCT: the HzCalibration attributes it was read from (autoprec.ir.hmct_attrs)
+    alternatives: dict[str, tuple[float, float]] = field(default_factory=dict)  # method label -> (rmin, rmax)
+
+    def accepts(self, qtype: str) -> bool:
+        """True if `qtype` is a known qtype, and its range choice (if any) one of this node's alternatives."""
+        base, label = parse_qtype(qtype)
+        return base in ASSIGNABLE and (label is None or (base in BITS and label in self.alternatives))
+
+    def range_of(self, qtype: str) -> tuple[np.ndarray, np.ndarray]:
+        """(rmin, rmax) a qtype quantizes with: the chosen alternative; for plain int16 the calibration's full
+        (max) range when the node has one (16 bits resolve it; a clipped range would keep its clipping error);
+        otherwise the node's own thresholds."""
+        base, label = parse_qtype(qtype)
+        if label is None and base == "int16" and FULL_RANGE in self.alternatives:
+            label = FULL_RANGE
+        if label is None:
+            return np.asarray(self.rmin, dtype=np.float64), np.asarray(self.rmax, dtype=np.float64)
+        low, high = self.alternatives[label]
+        return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
 
     def quant_params(self, qtype: str | None = None) -> QuantParams:
-        """Scale and zero point for `qtype` (default: the node's own), computed from the thresholds."""
+        """Scale and zero point for `qtype` (default: the node's own), computed from the thresholds
+        (or, for "int8@label", from that alternative range)."""
         qtype = qtype or self.qtype
-        if self.source is not None:
+        base, label = parse_qtype(qtype)
+        if self.source is not None and label is None:
             from autoprec.ir.hmct_attrs import hmct_quant_params
 
             return hmct_quant_params(self, qtype)
-        if qtype not in BITS:
+        if base not in BITS:
             raise ValueError(f"{self.name}: qtype {qtype} has no quantization parameters")
-        bits = BITS[qtype]
-        dtype = np.dtype(STORAGE[(qtype, self.symmetric)])
-        rmin = np.asarray(self.rmin, dtype=np.float64)
-        rmax = np.asarray(self.rmax, dtype=np.float64)
+        bits = BITS[base]
+        dtype = np.dtype(STORAGE[(base, self.symmetric)])
+        rmin, rmax = self.range_of(qtype)
         if self.symmetric:
             scale = np.maximum(np.abs(rmin), np.abs(rmax)) / (2 ** (bits - 1) - 1)
             zero_point = np.zeros_like(scale)
@@ -123,6 +159,7 @@ class CalibrationNode:
             "axis": self.axis,
             "folded": self.folded,
             "source": self.source,
+            "alternatives": {k: [float(lo), float(hi)] for k, (lo, hi) in self.alternatives.items()},
         }
 
     @classmethod
@@ -139,6 +176,7 @@ class CalibrationNode:
             axis=data["axis"],
             folded=bool(data.get("folded", False)),
             source=data.get("source"),
+            alternatives={k: (float(lo), float(hi)) for k, (lo, hi) in data.get("alternatives", {}).items()},
         )
 
 

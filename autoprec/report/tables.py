@@ -34,6 +34,19 @@ def baseline_table(outputs: list[str], results: dict[str, Scores], metric: str) 
     return table
 
 
+def calibration_table(settings: dict) -> Table:
+    """`calibrate --method auto`: each method and scheme's all-int8 score, the chosen one marked."""
+    table = Table(title="Calibration: all-int8, mean cosine of the worst output (higher is better)")
+    for name, justify in (("scheme", "left"), ("method", "left"), ("all-int8", "right"), ("", "left")):
+        table.add_column(name, justify=justify)
+    scores = [t["score"] if t["score"] is not None else float("-inf") for t in settings["auto_trials"]]
+    chosen = scores.index(max(scores))  # the first best, as calibrate chose
+    for k, trial in enumerate(settings["auto_trials"]):
+        score = "non-finite" if trial["score"] is None else _fmt(trial["score"])
+        table.add_row(trial["scheme"], trial["label"], score, "[green]chosen[/]" if k == chosen else "")
+    return table
+
+
 def candidates_table(summaries: list[dict], top: int = 15, title: str | None = None) -> Table:
     """Ranked candidates: passing by cost, then failing by how far they are from the target. `margin`: meets the
     target on the search samples, but not the margin a held-out failure added, or fails on the held-out ones."""
@@ -51,7 +64,7 @@ def candidates_table(summaries: list[dict], top: int = 15, title: str | None = N
             "[green]yes[/]" if c["passed"] else "[yellow]margin[/]" if c.get("meets_search") else "[red]no[/]",
             {True: "[green]holds[/]", False: "[red]fails[/]", None: "-"}[c.get("holds")],
             f"{c['cost']:.4f}",
-            str(c["entries"]),
+            str(c["entries"]) + (f" ({len(c['ranges'])} ranges)" if c.get("ranges") else ""),
             f"{name}: {_fmt(info['value'])} / {info['target']}",
         )
     return table
