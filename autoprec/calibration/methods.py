@@ -72,10 +72,11 @@ class Collection:
         return maximum | {t: (float(v[0]), float(v[1])) for t, v in result.items()}
 
 
-def collect(model: onnx.ModelProto, samples: list[Sample], op_types: list[str]) -> Collection:
+def collect(model: onnx.ModelProto, samples: list[Sample], op_types: list[str], histograms: bool = True) -> Collection:
     """Every float input/output of `op_types`, as extra outputs of onnxruntime's augmented model, in two passes
     over the samples (min/max, then histograms over those ranges): the histograms onnxruntime's collectors
-    build from all samples at once, with one sample's activations in memory at a time."""
+    build from all samples at once, with one sample's activations in memory at a time. Without `histograms`
+    (max calibration needs none) only the first pass runs."""
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         path = Path(tmp) / "model.onnx"
         onnx.save(model, str(path))
@@ -99,10 +100,10 @@ def collect(model: onnx.ModelProto, samples: list[Sample], op_types: list[str]) 
             n: (_edges(b[2], b[3]), _edges(-b[3], b[3]))
             for n, b in bounds.items() if np.all(np.isfinite(b)) and b[3] <= ABSURD_RANGE
         }  # fmt: skip
-        usable = {n for n, (a, s) in edges.items() if a is not None and s is not None}
+        usable = {n for n, (a, s) in edges.items() if a is not None and s is not None} if histograms else set()
         absolute = {n: np.zeros(NUM_BINS, np.int64) for n in usable}
         signed = {n: np.zeros(NUM_BINS, np.int64) for n in usable}
-        for name, value in activations():
+        for name, value in activations() if usable else ():
             if name in usable:
                 low, high, abs_low, abs_high = bounds[name]
                 absolute[name] += np.histogram(np.abs(value), NUM_BINS, range=(abs_low, abs_high))[0]
