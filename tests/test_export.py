@@ -104,3 +104,18 @@ def test_runtime_ort_default_scores_what_onnxruntime_deploys(vad_workdir, tmp_pa
                            model=deploy_onnx(deployed_eval.model, winner.assignment))  # fmt: skip
     for t in result.state.target.outputs:
         assert abs(t.value(winner.scores) - t.value(again)) < 1e-6
+
+
+def test_export_of_a_search_run_from_another_folder(vad_workdir, tmp_path, run_cli):
+    """A search started with relative paths is exported from any folder: result.json names its model absolutely."""
+    here = tmp_path / "project"
+    here.mkdir()
+    (here / "model_output").symlink_to(vad_workdir)
+    code, err = run_cli("search", "model_output", "--target", "0.87", "--budget", "6", "--out", "out", "--quiet",
+                        "--no-report", cwd=here)  # fmt: skip
+    assert code in (0, 1), err
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code, err = run_cli("export", "--search", here / "out", "-o", "m.onnx", cwd=elsewhere)
+    assert code in (0, 1) and "no such file" not in err, err
+    assert (elsewhere / "m.onnx").is_file()

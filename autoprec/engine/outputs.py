@@ -82,8 +82,8 @@ def write_outputs(result: SearchResult, out_dir: Path) -> None:
             "strategies": result.strategies,
             "profile": state.profile.name,
             "target": state.target.to_json(),
-            "model": state.evaluator.spec.model_path,
-            "data": state.evaluator.spec.data_path,
+            "model": str(Path(state.evaluator.spec.model_path).resolve()),  # absolute: read back from any folder
+            "data": str(Path(state.evaluator.spec.data_path).resolve()),
             "num_samples": state.evaluator.num_samples,
             "runtime": state.evaluator.spec.runtime,
             "all_int16_fails": state.results.ceiling_fails or [],
