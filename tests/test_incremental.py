@@ -132,7 +132,7 @@ def test_workers_share_the_sensitivity_pass(vad_workdir, tmp_path):
                 "--target",
                 "0.87",
                 "--budget",
-                "6",
+                "40",  # more than the search needs: neither worker can run out before its sweep needs the pass
                 "--storage",
                 str(storage),
                 "--study",
