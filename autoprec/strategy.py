@@ -275,6 +275,20 @@ class SearchView:
         candidate (None if the whole ranking fails) and the largest failing unit set met on the way."""
         return self._state.sweep(ranking, start, label or self._strategy.name)
 
+    def fewest(self, count: int, assignment_of: Callable[[int], dict[str, str]]) -> tuple[Candidate | None, int]:
+        """The fewest of `count` ranked fixes that pass: evaluates `assignment_of(count)` (all of them), and if it
+        passes bisects the smallest k whose `assignment_of(k)` passes (~log2 count evaluations). Returns the
+        candidate with all of them (None if it fails or the budget ran out) and k (`count` when not bisected)."""
+        full = self.evaluate([assignment_of(count)])[0]
+        if full is None or not full.passed:
+            return None, count
+
+        def passes(k: int) -> bool | None:
+            candidate = self.evaluate([assignment_of(k)])[0] if self.remaining > 0 else None
+            return None if candidate is None else candidate.passed
+
+        return full, bisect(0, count, passes)[1]
+
     # --- changes ----------------------------------------------------------------------------
     def set_base(self, assignment: dict[str, str]) -> None:
         """Make `assignment` the base later `evaluate_units`/`sweep` calls (and later strategies) build on."""

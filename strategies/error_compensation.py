@@ -15,7 +15,7 @@ Reads: `results.ceiling_fails`. Publishes: `results.compensation` and `results.s
 from __future__ import annotations
 
 from autoprec.ir import EC
-from autoprec.strategy import CompensationResult, SearchView, Strategy, SweepResult, bisect
+from autoprec.strategy import CompensationResult, SearchView, Strategy, SweepResult
 
 
 class ErrorCompensation(Strategy):
@@ -35,17 +35,10 @@ class ErrorCompensation(Strategy):
         def with_ec(count: int, base: dict[str, str]) -> dict[str, str]:
             return {**base, **{n: EC for n in ranking[:count]}}
 
-        full = search.evaluate([with_ec(len(ranking), ceiling)])[0]
-        passing = full if full is not None and full.passed else None
-        search.results.compensation = CompensationResult(ranking, None, passing)
-        if passing is None:
+        full, fewest = search.fewest(len(ranking), lambda count: with_ec(count, ceiling))
+        search.results.compensation = CompensationResult(ranking, None, full)
+        if full is None:
             return
-
-        def passes(count: int) -> bool | None:
-            candidate = search.evaluate([with_ec(count, ceiling)])[0] if search.remaining > 0 else None
-            return None if candidate is None else candidate.passed
-
-        _, fewest = bisect(0, len(ranking), passes)
         search.results.compensation.nodes = ranking[:fewest]
         search.set_base(with_ec(fewest, search.baselines["all-int8"]))
         best, largest_failing = search.sweep(search.sensitivity().ranking(self.metric))

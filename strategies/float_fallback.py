@@ -16,7 +16,7 @@ cheaper, `results.sweep`.
 
 from __future__ import annotations
 
-from autoprec.strategy import FallbackResult, SearchView, Strategy, SweepResult, bisect
+from autoprec.strategy import FallbackResult, SearchView, Strategy, SweepResult
 
 
 class FloatFallback(Strategy):
@@ -38,16 +38,10 @@ class FloatFallback(Strategy):
             nodes = [c for item in ranking[:count] for c in sensitivity.items[item]]
             return {**base, **{c: search.float_qtype(c) for c in nodes}}
 
-        full = search.evaluate([with_float(len(ranking), ceiling)])[0]
-        search.results.fallback = FallbackResult(ranking, None, full if full is not None and full.passed else None)
-        if search.results.fallback.full is None:
+        full, fewest = search.fewest(len(ranking), lambda count: with_float(count, ceiling))
+        search.results.fallback = FallbackResult(ranking, None, full)
+        if full is None:
             return
-
-        def passes(count: int) -> bool | None:
-            candidate = search.evaluate([with_float(count, ceiling)])[0] if search.remaining > 0 else None
-            return None if candidate is None else candidate.passed
-
-        _, fewest = bisect(0, len(ranking), passes)
         search.results.fallback.items = ranking[:fewest]
         previous_base, previous = search.base, search.results.sweep
         search.set_base(with_float(fewest, search.baselines["all-int8"]))
