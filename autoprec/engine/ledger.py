@@ -84,6 +84,17 @@ class Ledger:
         self.storage = open_storage(storage) if isinstance(storage, str) else storage
         self.stale_after = stale_after
         exists = study in optuna.study.get_all_study_names(self.storage)
+        if not exists:
+            try:
+                self.study = optuna.create_study(storage=self.storage, study_name=study, direction="minimize")
+            except optuna.exceptions.DuplicatedStudyError:
+                exists = True  # a worker started at the same moment created it after we looked: join it
+            else:
+                with warnings.catch_warnings():  # experimental in Optuna, stable in use since 3.2
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    self.study.set_metric_names(["cost"])  # optuna-dashboard's name for the trial value
+                if identity is not None:
+                    self.study.set_user_attr(IDENTITY_ATTR, identity)
         if exists and not join:
             raise UserError(f"study '{study}' holds an earlier search; pass --resume to continue it or --force")
         if exists:
@@ -93,13 +104,6 @@ class Ledger:
             differs = [k for k in expected if stored.get(k) != identity.get(k)]
             if differs:
                 raise UserError(f"study '{study}' belongs to a search with another {differs[0]}; use another --study")
-        else:
-            self.study = optuna.create_study(storage=self.storage, study_name=study, direction="minimize")
-            with warnings.catch_warnings():  # experimental in Optuna, stable in use since 3.2
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                self.study.set_metric_names(["cost"])  # optuna-dashboard's name for the trial value
-            if identity is not None:
-                self.study.set_user_attr(IDENTITY_ATTR, identity)
         self.exclusive = exclusive
         self._study_id = self.storage.get_study_id_from_name(study)
         if exclusive:
