@@ -129,6 +129,12 @@ class HardwareProfile:
 
 PROFILES = {
     "generic": HardwareProfile("generic", description="every calibration node may be int16, float16 or float32"),
+    "symmetric": HardwareProfile(
+        "symmetric",
+        description="generic, on a chip without asymmetric quantization: symmetric activations only "
+        "(int8 [-127, 127], int16 [-32767, 32767] around 0)",
+        asymmetric=False,
+    ),
     "hmct": HardwareProfile(
         "hmct",
         frozenset({("Conv", 1), ("ConvTranspose", 1), ("Resize", 0), ("GridSample", 0), ("MatMul", 1)}),

@@ -1,12 +1,14 @@
 """Issue 10 benchmark: the default search (float_fallback and the lattice-aware prune included) on the demo
 models, each winner described under the chip cost model and under the old MACs-only cost.
 
-    nice -n 10 python -m benchmarks.float_qtypes --models vad,magika,layout,ocr_det [--out DIR]
+    nice -n 10 python -m benchmarks.float_qtypes --models vad-symmetric,vad-asymmetric,vad,magika,layout,ocr_det
 
 Same setup as benchmarks/run.py's search part: 8 calibration samples, the search on the first 4 (layout,
 ocr_det) or 8 (vad, magika), budget 50, the generic profile (symmetric activations: the default
-calibration), targets of RESULTS.md (vad: 0.99, the issue's). Prints one markdown row per model and writes
-DIR/<model>.json.
+calibration), targets of RESULTS.md (vad: 0.99, the issue's). The done-when rows of issue 10: vad-symmetric
+(the `symmetric` profile: a chip without asymmetric quantization; `--method auto`, which keeps every
+method's int8 range per node for range tuning) and vad-asymmetric (the same with asymmetric activations), at
+budget 35. Prints one markdown row per run and writes DIR/<run>.json.
 """
 
 from __future__ import annotations
@@ -18,12 +20,19 @@ import time
 from pathlib import Path
 
 from autoprec.api import search
+from autoprec.calibrate import CalibrationSettings
 from autoprec.engine.cost import MAC_OPS, op_costs
 from autoprec.evaluate.exported import score_exported
+from autoprec.ir import base_qtype
 from benchmarks.shared import demo_workdir
 
 SEARCH_SAMPLES = {"layout": 4, "ocr_det": 4, "vad": 8, "magika": 8}
 TARGETS = {"layout": 0.97, "ocr_det": 0.99, "vad": 0.99, "magika": 0.99}
+# run -> (model, profile, calibration, budget); a plain model name: generic profile, default calibration, 50
+RUNS = {
+    "vad-symmetric": ("vad", "symmetric", CalibrationSettings(method="auto", profile="symmetric"), 35),
+    "vad-asymmetric": ("vad", "generic", CalibrationSettings(method="auto", asymmetric=True), 35),
+}
 COSINE = "cosine-similarity"
 
 
@@ -32,28 +41,30 @@ def macs_only_cost(state, assignment: dict[str, str]) -> float:
     ops = op_costs(state.model, state.evaluator.sample(0))
     node = {n: sum(ops[op] for op, _ in c.consumers) for n, c in state.model.calibration.items()}
     full = sum(node[n] for n, q in state.baselines["all-int16"].items() if q != "int8")
-    return sum(node[n] for n, q in assignment.items() if q not in ("int8", "float32")) / (full or 1.0)
+    return sum(node[n] for n, q in assignment.items() if base_qtype(q) not in ("int8", "float32")) / (full or 1.0)
 
 
 def mac_share_above_int8(state, assignment: dict[str, str]) -> float:
     """Share of the model's MACs in MAC ops with any calibrated input above int8."""
     ops = op_costs(state.model, state.evaluator.sample(0))
     macs = {n.name: ops[n.name] for n in state.model.model.graph.node if n.op_type in MAC_OPS}
-    above = {op for n, q in assignment.items() if q != "int8" for op, _ in state.model.calibration[n].consumers}
+    raised = [n for n, q in assignment.items() if base_qtype(q) != "int8"]
+    above = {op for n in raised for op, _ in state.model.calibration[n].consumers}
     return sum(v for op, v in macs.items() if op in above) / (sum(macs.values()) or 1.0)
 
 
-def run(name: str, folder: Path) -> dict:
-    workdir = demo_workdir(name, 8, folder / name)
+def run(run_name: str, folder: Path) -> dict:
+    name, profile, settings, budget = RUNS.get(run_name, (run_name, "generic", None, 50))
+    workdir = demo_workdir(name, 8, folder / run_name, settings)
     started = time.perf_counter()
-    result = search(workdir, out=folder / name / "out", target=TARGETS[name], budget=50, jobs=1,
-                    num_samples=SEARCH_SAMPLES[name])  # fmt: skip
+    result = search(workdir, out=folder / run_name / "out", target=TARGETS[name], budget=budget, jobs=1,
+                    num_samples=SEARCH_SAMPLES[name], profile=profile)  # fmt: skip
     seconds = time.perf_counter() - started
     state, best = result.state, result.winner
     exported = score_exported(state.evaluator, best.assignment)
     qtypes = sorted(set(best.changes().values()))
     return {
-        "model": name, "samples": SEARCH_SAMPLES[name], "target": TARGETS[name], "met": result.met,
+        "model": run_name, "samples": SEARCH_SAMPLES[name], "target": TARGETS[name], "met": result.met,
         "evaluations": len(result.candidates), "seconds": round(seconds, 1), "cost": round(best.cost, 4),
         "macs_only_cost": round(macs_only_cost(state, best.assignment), 4), "entries": len(best.changes()),
         "qtypes": qtypes, "mac_share_above_int8": round(mac_share_above_int8(state, best.assignment), 4),
@@ -61,12 +72,13 @@ def run(name: str, folder: Path) -> dict:
         "worst_simulated": round(min(best.scores.values[o][COSINE].mean() for o in state.evaluator.outputs), 5),
         "worst_exported": round(min(exported.values[o][COSINE].mean() for o in state.evaluator.outputs), 5),
         "float_items": state.results.fallback.items if state.results.fallback else None,
+        "changes": best.changes(),
     }  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--models", default="vad,magika,layout,ocr_det")
+    parser.add_argument("--models", default="vad-symmetric,vad-asymmetric,vad,magika,layout,ocr_det")
     parser.add_argument("--out", default=tempfile.gettempdir() + "/autoprec-issue10")
     args = parser.parse_args()
     folder = Path(args.out)

@@ -7,16 +7,16 @@ import shutil
 from pathlib import Path
 
 from autoprec.api import search
-from autoprec.calibrate import calibrate
+from autoprec.calibrate import CalibrationSettings, calibrate
 from autoprec.data import save_samples
 from autoprec.demo import fetch_model, make_samples
 from autoprec.engine.driver import SearchResult
 
 
-def demo_workdir(name: str, samples: int, folder: Path) -> Path:
+def demo_workdir(name: str, samples: int, folder: Path, settings: CalibrationSettings | None = None) -> Path:
     """A calibrated model_output folder of demo model `name` with `samples` realistic samples."""
     save_samples(make_samples(name, samples), folder / "data")
-    calibrate(fetch_model(name), folder / "data", folder / "model_output")
+    calibrate(fetch_model(name), folder / "data", folder / "model_output", settings)
     return folder / "model_output"
 
 

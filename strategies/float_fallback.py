@@ -4,7 +4,9 @@
    each alone in float (float16 where the profile allows it, else float32) on top of all-int16 repairs the
    outputs all-int16 fails (sensitivity node type `float`, mode `drop`: cached, not candidates).
 2. Bisect the fewest top-ranked items whose float on top of all-int16 meets the target.
-3. Make all-int8 + those floats the search base (`set_base`) and sweep int8/int16 on the other units.
+3. Make all-int8 + those floats the search base (`set_base`); where calibration kept alternative int8 ranges,
+   tune them on that base first (`threshold_tuning.tune_ranges`: a clipped range often keeps a unit int8
+   that its own range would need int16 for), then sweep int8/int16 on the other units.
    When error compensation already found a passing sweep on its own base, the cheaper of the two sweeps
    keeps the base (ec or float for the same tensor: the cheaper one that meets the target wins).
 
@@ -16,7 +18,9 @@ cheaper, `results.sweep`.
 
 from __future__ import annotations
 
-from autoprec.strategy import FallbackResult, SearchView, Strategy, SweepResult
+from autoprec.strategies.threshold_tuning import tune_ranges
+
+from autoprec.strategy import FallbackResult, Option, SearchView, Strategy, SweepResult, at_least, fraction
 
 
 class FloatFallback(Strategy):
@@ -24,6 +28,10 @@ class FloatFallback(Strategy):
 
     name = "float_fallback"
     metric = "cosine-similarity"  # of the sweep on the float base, as threshold_sweep
+    options = {
+        "range_units": Option(8, at_least(0), "units whose alternative int8 ranges are tried on the float base"),
+        "range_margin": Option(0.01, fraction, "share of the float base's damage a range must remove"),
+    }
 
     def applies(self, search: SearchView) -> bool:
         return search.results.ceiling_fails is not None and bool(search.sensitivity_items("float"))
@@ -46,6 +54,8 @@ class FloatFallback(Strategy):
         previous_base, previous = search.base, search.results.sweep
         search.set_base(with_float(fewest, search.baselines["all-int8"]))
         floating = {n for n, q in search.base.items() if q != "int8"}
+        if search.option("range_units") and search.evaluate([search.base])[0] is not None:
+            tune_ranges(search, self.metric, search.option("range_units"), search.option("range_margin"))
         units = [u for u in search.sensitivity().ranking(self.metric) if not floating & set(search.unit_nodes(u))]
         best, largest_failing = search.sweep(units)
         kept = previous.passing if previous is not None else None

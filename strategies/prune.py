@@ -3,7 +3,8 @@ ec -> int8, skipping qtypes the profile does not allow) while every target still
 lowerable prefix of the units ordered by least damage per cost (a bisection, ~log2 N evaluations), then
 one unit at a time, then one entry at a time, where an entry is a unit's weights or its activations (a
 Conv's weight may go back to int8 while its input stays int16: half the MACs cost on the chip), until no
-single entry can be lowered (1-minimal).
+single entry can be lowered (1-minimal). An entry lowered to int8 takes the search base's int8 range (the
+"int8@<method>" range a strategy tuned there, e.g. float_fallback), not its calibrated one.
 
 Reads: `search.best`. Publishes: `results.one_minimal` (every single one-step lowering of an entry was
 evaluated and fails).
@@ -68,10 +69,13 @@ class Prune(Strategy):
 
     def _lowered(self, search: SearchView, assignment: dict[str, str], entries: list[Sequence[str]]) -> dict:
         """`assignment` with every node of `entries` one lattice step lower (nodes at int8 stay)."""
-        result = dict(assignment)
+        result, base = dict(assignment), search.base
         for entry in entries:
             for node in entry:
-                result[node] = search.lower(node, assignment[node]) or assignment[node]
+                lower = search.lower(node, assignment[node])
+                if lower is not None and search.lower(node, lower) is None and search.lower(node, base[node]) is None:
+                    lower = base[node]  # int8 at the base's range ("int8@<method>" where a strategy tuned it)
+                result[node] = lower or assignment[node]
         return result
 
     def _passes(self, search: SearchView, assignment: dict[str, str]) -> bool:

@@ -16,7 +16,7 @@ Reads: the base candidate's failing outputs. Publishes: nothing (the base is cha
 
 from __future__ import annotations
 
-from autoprec.strategy import OWN, Option, SearchView, Strategy, at_least, fraction
+from autoprec.strategy import OWN, Candidate, Option, SearchView, Strategy, at_least, fraction
 
 
 class ThresholdTuning(Strategy):
@@ -34,33 +34,45 @@ class ThresholdTuning(Strategy):
         return base is not None and not base.passed and any(search.range_choices(u.name) for u in search.units)
 
     def run(self, search: SearchView) -> None:
-        base = search.known(search.base)
-        failing = [o for o in base.failing if o in search.outputs] or search.outputs
-        ranking = [u for u in search.sensitivity().ranking(self.metric, outputs=failing) if search.range_choices(u)]
-        measured = search.range_sensitivity(ranking[: search.option("units")])
-        gains: dict[str, tuple[float, str]] = {}
-        for unit, by_label in measured.items():
-            own = _damage(by_label[OWN], failing)
-            damage, label = min((_damage(v, failing), label) for label, v in by_label.items() if label != OWN)
-            if damage < (1 - search.option("margin")) * own:
-                gains[unit] = (own - damage, label)
-        if not gains:
-            return
-        units = sorted(gains, key=lambda u: -gains[u][0])
-        prefixes = [units] + ([units[: len(units) // 2]] if len(units) > 1 else [])
-        tuned = [self._tuned(search, prefix, gains) for prefix in prefixes]
-        improved = [c for c in search.evaluate(tuned) if c is not None and c.rank_key() < base.rank_key()]
-        if improved:
-            winner = min(improved, key=lambda c: c.rank_key())
-            search.set_base(winner.assignment)
-            if winner.passed:
-                search.finish()
+        tuned = tune_ranges(search, self.metric, search.option("units"), search.option("margin"))
+        if tuned is not None and tuned.passed:
+            search.finish()
 
-    def _tuned(self, search: SearchView, units: list[str], gains: dict[str, tuple[float, str]]) -> dict[str, str]:
-        assignment = search.base
-        for unit in units:
-            assignment.update(search.range_choices(unit)[gains[unit][1]])
-        return assignment
+
+def tune_ranges(search: SearchView, metric: str, count: int, margin: float) -> Candidate | None:
+    """Tune the int8 ranges of the `count` units that damage the base's failing outputs most (see the module
+    docstring); the better tuned candidate becomes the base if it is closer to the target. Returns it, or None
+    when no range helps (the base unchanged). Costs at most 2 evaluations."""
+    base = search.known(search.base)
+    if base is None or base.passed:
+        return None
+    failing = [o for o in base.failing if o in search.outputs] or search.outputs
+    ranking = [u for u in search.sensitivity().ranking(metric, outputs=failing) if search.range_choices(u)]
+    measured = search.range_sensitivity(ranking[:count])
+    gains: dict[str, tuple[float, str]] = {}
+    for unit, by_label in measured.items():
+        own = _damage(by_label[OWN], failing)
+        damage, label = min((_damage(v, failing), label) for label, v in by_label.items() if label != OWN)
+        if damage < (1 - margin) * own:
+            gains[unit] = (own - damage, label)
+    if not gains:
+        return None
+    units = sorted(gains, key=lambda u: -gains[u][0])
+    prefixes = [units] + ([units[: len(units) // 2]] if len(units) > 1 else [])
+    tuned = [_tuned(search, prefix, gains) for prefix in prefixes]
+    improved = [c for c in search.evaluate(tuned) if c is not None and c.rank_key() < base.rank_key()]
+    if not improved:
+        return None
+    winner = min(improved, key=lambda c: c.rank_key())
+    search.set_base(winner.assignment)
+    return winner
+
+
+def _tuned(search: SearchView, units: list[str], gains: dict[str, tuple[float, str]]) -> dict[str, str]:
+    assignment = search.base
+    for unit in units:
+        assignment.update(search.range_choices(unit)[gains[unit][1]])
+    return assignment
 
 
 def _damage(cosines: dict[str, float], outputs: list[str]) -> float:

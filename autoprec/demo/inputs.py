@@ -2,7 +2,8 @@
 
 The recipes follow each package's own preprocessing (rapid-layout 1.2.1, rapidocr-onnxruntime
 1.4.4, silero-vad 6.2.3, magika 1.0.3); the inputs are built offline from scikit-image sample
-images, pages rendered with PIL, a committed speech recording and files of the Python install.
+images, pages rendered with PIL, committed espeak-ng speech clips (benchmarks/speech_clips.py) and files
+of the Python install.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from autoprec.errors import UserError
 Sample = dict[str, np.ndarray]
 
 _ASSETS = pathlib.Path(__file__).parent.parent / "assets"
-_SPEECH_WAV = _ASSETS / "speech_16k.wav"
+_SPEECH_DIR = _ASSETS / "speech"
 _FONT_DIR = pathlib.Path("/usr/share/fonts/truetype/dejavu")
 _PAGE_SIZE = (744, 1052)  # w, h: A4 at 90 dpi
 
@@ -59,7 +60,6 @@ _WORDS = (
 )  # fmt: skip
 
 
-
 def make_samples(name: str, num_samples: int) -> list[Sample]:
     """`num_samples` realistic, deterministic inputs for demo model `name` (input name -> array)."""
     spec_of(name)
@@ -72,7 +72,6 @@ def make_samples(name: str, num_samples: int) -> list[Sample]:
         "magika": _magika_sample,
     }
     return [builders[name](i) for i in range(num_samples)]
-
 
 
 # ---- images (layout, ocr_det) ----
@@ -256,20 +255,26 @@ def _ocr_sample(index: int) -> Sample:
 
 
 @functools.cache
-def _speech() -> np.ndarray:
-    """The committed 16 kHz mono 16-bit speech recording as float32 in [-1, 1]."""
-    with wave.open(str(_SPEECH_WAV), "rb") as wav:
-        frames = wav.readframes(wav.getnframes())
-    return np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+def _speech_clips() -> tuple[np.ndarray, ...]:
+    """The committed 16 kHz mono 16-bit espeak-ng clips (several voices, speeds, pitches) as float32 in [-1, 1]."""
+    clips = []
+    for path in sorted(_SPEECH_DIR.glob("*.wav")):
+        with wave.open(str(path), "rb") as wav:
+            frames = wav.readframes(wav.getnframes())
+        clips.append(np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0)
+    return tuple(clips)
 
 
 def _vad_sample(index: int) -> Sample:
-    """About 1 s of audio: a speech window with gain and noise, or (every 4th) near silence."""
+    """About 1 s of audio: a window of one voice's clip (each in turn) with gain and low noise, or (every 4th)
+    near silence; framed as silero-vad does at 16 kHz (512-sample frames, each after the previous frame's
+    last 64 samples), h and c at zero."""
     rng = _rng("vad", index)
     size = _VAD_FRAME * _VAD_FRAMES
     audio = rng.normal(0.0, rng.uniform(5e-4, 5e-3), size)
     if index % 4 != 3:
-        speech = _speech()
+        clips = _speech_clips()
+        speech = clips[(index - (index + 1) // 4) % len(clips)]
         start = int(rng.integers(-size // 4, speech.size - size * 3 // 4))
         lo, hi = max(start, 0), min(start + size, speech.size)
         audio[lo - start : hi - start] += speech[lo:hi] * rng.uniform(0.3, 1.0)
