@@ -53,6 +53,11 @@ def mac_share_above_int8(state, assignment: dict[str, str]) -> float:
     return sum(v for op, v in macs.items() if op in above) / (sum(macs.values()) or 1.0)
 
 
+def worst(scores, outputs: list[str]) -> float:
+    """The worst output's mean cosine, rounded."""
+    return round(min(float(scores.values[o][COSINE].mean()) for o in outputs), 5)
+
+
 def run(run_name: str, folder: Path) -> dict:
     name, profile, settings, budget = RUNS.get(run_name, (run_name, "generic", None, 50))
     workdir = demo_workdir(name, 8, folder / run_name, settings)
@@ -61,7 +66,8 @@ def run(run_name: str, folder: Path) -> dict:
                     num_samples=SEARCH_SAMPLES[name], profile=profile)  # fmt: skip
     seconds = time.perf_counter() - started
     state, best = result.state, result.winner
-    exported = score_exported(state.evaluator, best.assignment)
+    exported = score_exported(state.evaluator, best.assignment, state.search_indices)
+    held = best.holdout
     qtypes = sorted(set(best.changes().values()))
     return {
         "model": run_name, "samples": SEARCH_SAMPLES[name], "target": TARGETS[name], "met": result.met,
@@ -69,8 +75,9 @@ def run(run_name: str, folder: Path) -> dict:
         "macs_only_cost": round(macs_only_cost(state, best.assignment), 4), "entries": len(best.changes()),
         "qtypes": qtypes, "mac_share_above_int8": round(mac_share_above_int8(state, best.assignment), 4),
         "one_minimal": state.results.one_minimal,
-        "worst_simulated": round(min(best.scores.values[o][COSINE].mean() for o in state.evaluator.outputs), 5),
-        "worst_exported": round(min(exported.values[o][COSINE].mean() for o in state.evaluator.outputs), 5),
+        "worst_simulated": worst(best.scores, state.evaluator.outputs),
+        "worst_exported": worst(exported, state.evaluator.outputs),
+        "worst_held_out": worst(held, state.evaluator.outputs) if held else None,
         "float_items": state.results.fallback.items if state.results.fallback else None,
         "changes": best.changes(),
     }  # fmt: skip
