@@ -21,7 +21,7 @@ from pathlib import Path
 
 from autoprec.api import search
 from autoprec.calibrate import CalibrationSettings
-from autoprec.engine.cost import MAC_OPS, op_costs
+from autoprec.engine.cost import mac_share_above_int8, op_costs
 from autoprec.evaluate.exported import score_exported
 from autoprec.ir import base_qtype
 from benchmarks.shared import demo_workdir
@@ -44,15 +44,6 @@ def macs_only_cost(state, assignment: dict[str, str]) -> float:
     return sum(node[n] for n, q in assignment.items() if base_qtype(q) not in ("int8", "float32")) / (full or 1.0)
 
 
-def mac_share_above_int8(state, assignment: dict[str, str]) -> float:
-    """Share of the model's MACs in MAC ops with any calibrated input above int8."""
-    ops = op_costs(state.model, state.evaluator.sample(0))
-    macs = {n.name: ops[n.name] for n in state.model.model.graph.node if n.op_type in MAC_OPS}
-    raised = [n for n, q in assignment.items() if base_qtype(q) != "int8"]
-    above = {op for n in raised for op, _ in state.model.calibration[n].consumers}
-    return sum(v for op, v in macs.items() if op in above) / (sum(macs.values()) or 1.0)
-
-
 def worst(scores, outputs: list[str]) -> float:
     """The worst output's mean cosine, rounded."""
     return round(min(float(scores.values[o][COSINE].mean()) for o in outputs), 5)
@@ -69,11 +60,12 @@ def run(run_name: str, folder: Path) -> dict:
     exported = score_exported(state.evaluator, best.assignment, state.search_indices)
     held = best.holdout
     qtypes = sorted(set(best.changes().values()))
+    share = mac_share_above_int8(state.model, state.evaluator.sample(0), best.assignment)
     return {
         "model": run_name, "samples": SEARCH_SAMPLES[name], "target": TARGETS[name], "met": result.met,
         "evaluations": len(result.candidates), "seconds": round(seconds, 1), "cost": round(best.cost, 4),
         "macs_only_cost": round(macs_only_cost(state, best.assignment), 4), "entries": len(best.changes()),
-        "qtypes": qtypes, "mac_share_above_int8": round(mac_share_above_int8(state, best.assignment), 4),
+        "qtypes": qtypes, "mac_share_above_int8": round(share, 4),
         "one_minimal": state.results.one_minimal,
         "worst_simulated": worst(best.scores, state.evaluator.outputs),
         "worst_exported": worst(exported, state.evaluator.outputs),

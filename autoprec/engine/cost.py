@@ -88,6 +88,15 @@ class ChipCost:
         return self.time(assignment) - self._int8
 
 
+def mac_share_above_int8(model: CalibratedModel, sample: Sample, assignment: dict[str, str]) -> float:
+    """Share of the model's MACs in MAC ops with any calibrated input above int8 ("int8@kl" is int8)."""
+    sizes = op_costs(model, sample)
+    macs = {n.name: sizes[n.name] for n in model.model.graph.node if n.op_type in MAC_OPS}
+    raised = [n for n, q in assignment.items() if base_qtype(q) != "int8"]
+    above = {op for n in raised for op, _ in model.calibration[n].consumers}
+    return sum(v for op, v in macs.items() if op in above) / (sum(macs.values()) or 1.0)
+
+
 def _shapes(model: onnx.ModelProto, sample: Sample) -> dict[str, list[int]]:
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
