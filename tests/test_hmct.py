@@ -214,7 +214,8 @@ def test_search_inside_an_hmct_folder_writes_both_hand_offs(vad_workdir, tmp_pat
     for command in (["baseline", "--json"], ["sensitivity", "--json", "--num-samples", "1"]):
         proc = run_cli(*command, cwd=folder)
         assert proc[0] == 0 and json.loads(proc.stdout), proc[1]
-    code, stderr = run_cli("search", "--target", 0.87, "--budget", 12, "--quiet", cwd=folder)
+    # 0.85: all-int16 meets it, so the winner has no float16 (HMCT imports a float16 node as a fixed cast)
+    code, stderr = run_cli("search", "--target", 0.85, "--budget", 12, "--quiet", cwd=folder)
     assert code == 0, stderr
     config_path = folder / "autoprec_out" / "quant_config.json"
     result = json.loads((folder / "autoprec_out" / "result.json").read_text())
@@ -222,7 +223,7 @@ def test_search_inside_an_hmct_folder_writes_both_hand_offs(vad_workdir, tmp_pat
     code, stderr = run_cli("export", "--config", config_path, "-o", handoff / "calibrated_model.onnx", cwd=folder)
     assert code == 0, stderr
     assert json.loads((handoff / "quant_config.json").read_text()) == json.loads(config_path.read_text())
-    proc = run_cli("evaluate", "--config", handoff / "quant_config.json", "--target", 0.87, "--json", cwd=folder)
+    proc = run_cli("evaluate", "--config", handoff / "quant_config.json", "--target", 0.85, "--json", cwd=folder)
     assert proc[0] == 0 and json.loads(proc.stdout)["meets_target"], proc[1]
     # the rewritten calibrated model, as HMCT compiles it (its own qtypes), gives the numbers the search reported
     shutil.copytree(folder / "calibration_data", handoff / "calibration_data")

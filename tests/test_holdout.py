@@ -25,7 +25,7 @@ from autoprec.errors import UserError
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.hardware import get_profile
 
-VAD_TARGET = 0.85  # 4 clips: all-int8 speech_probs ~0.83 (hn ~0.73) fails, all-int16 ~0.89 passes
+VAD_TARGET = 0.85  # 4 clips: all-int8 (hn ~0.59) fails, all-int16 ~0.854 / 0.918 / 0.978 passes
 MAGIKA_TARGET = 0.999
 
 
@@ -164,11 +164,11 @@ def test_confidence_bound_is_below_the_mean_and_judged(vad_workdir):
 
 
 def test_search_moves_on_after_a_held_out_failure(tmp_path):
-    """8 VAD clips (demo samples 16-23): 2 are held out by default; the cheapest configs that meet 0.87 on the
-    other 6 miss it on those 2, so the search tightens its working target and finds one that holds."""
-    save_samples(demo.make_samples("vad", 24)[16:], tmp_path / "data")
+    """8 VAD clips (demo samples 8-15): 2 are held out by default; the cheapest config that meets 0.9 on the
+    other 6 misses it on those 2, so the search tightens its working target and finds one that holds."""
+    save_samples(demo.make_samples("vad", 16)[8:], tmp_path / "data")
     calibrate(demo.fetch_model("vad"), tmp_path / "data", tmp_path / "model_output")
-    result = api.search(tmp_path / "model_output", target=0.87, budget=12, out=tmp_path / "out")
+    result = api.search(tmp_path / "model_output", target=0.9, budget=12, out=tmp_path / "out")
     state = result.state
     assert len(state.search_indices) == 6 and len(state.holdout.plan.held) == 2
     failed = [c for c in result.candidates if c.holds is False]
@@ -181,8 +181,8 @@ def test_search_moves_on_after_a_held_out_failure(tmp_path):
 
 
 def test_confidence_search_requires_the_bound(vad_workdir, tmp_path):
-    plain = api.search(vad_workdir, target=0.86, budget=6, out=tmp_path / "plain", sensitivity_samples=1)
-    bound = api.search(vad_workdir, target=0.86, budget=6, out=tmp_path / "bound", sensitivity_samples=1,
+    plain = api.search(vad_workdir, target=0.85, budget=6, out=tmp_path / "plain", sensitivity_samples=1)
+    bound = api.search(vad_workdir, target=0.85, budget=6, out=tmp_path / "bound", sensitivity_samples=1,
                        confidence=0.9)  # fmt: skip
     result = read_json(tmp_path / "bound" / "result.json")
     assert result["confidence"] == 0.9 and read_json(tmp_path / "plain" / "result.json")["confidence"] is None
@@ -190,7 +190,7 @@ def test_confidence_search_requires_the_bound(vad_workdir, tmp_path):
         for output in candidate["outputs"].values():
             assert output["bound"] <= output["value"]
             if candidate["passed"]:
-                assert output["bound"] >= 0.86
-    # all-int16 meets 0.86 on the mean, not on the bound (the near-silent clip): a plain pass is not a bound pass
+                assert output["bound"] >= 0.85
+    # all-int16 meets 0.85 on the mean, not on the bound (the near-silent clip): a plain pass is not a bound pass
     int16 = baseline_assignments(bound.state.model, get_profile("generic"))["all-int16"]
     assert plain.state.known(int16).passed and not bound.state.known(int16).passed
