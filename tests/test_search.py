@@ -39,9 +39,10 @@ from autoprec.engine.ledger import default_storage, open_storage
 from autoprec.engine.outputs import OUTPUT_FILES
 from autoprec.engine.state import assignment_key
 from autoprec.engine.target import build_target
-from autoprec.engine.units import raise_units, search_units
+from autoprec.engine.units import search_units
 from autoprec.evaluate import EvalSpec, Evaluator
-from autoprec.hardware import get_profile
+from autoprec.hardware import get_profile, lower_qtype
+from autoprec.ir import FEATURE, WEIGHT
 from autoprec.quant_config import from_quant_config
 
 TARGETS = {"vad": 0.85, "magika": 0.999}
@@ -238,17 +239,20 @@ def test_winner_is_one_minimal(name, request, api_search):
     evaluator = evaluator_of(model_dir)
     units = {u.name: u for u in search_units(evaluator.model, get_profile("generic"))}
     target = build_target(evaluator.outputs, TARGETS[name])
-    base = baseline_assignments(evaluator.model, get_profile("generic"))["all-int8"]
-    raised = state.raised_units(result.winner)
-    assert raised, "the winner raises nothing although all-int8 fails"
-    assert raise_units(base, [units[u] for u in raised]) == result.winner.assignment, (
-        "the winner is not exactly its raised units on the all-int8 base"
-    )
-    assert target.passes(evaluator.evaluate(result.winner.assignment))
-    for dropped in raised:
-        assignment = raise_units(base, [units[u] for u in raised if u != dropped])
-        scores = evaluator.evaluate(assignment)
-        assert not target.passes(scores), f"the winner without {dropped} still meets the target: not 1-minimal"
+    profile = get_profile("generic")
+    winner = result.winner.assignment
+    assert any(q != "int8" for q in winner.values()), "the winner raises nothing although all-int8 fails"
+    assert target.passes(evaluator.evaluate(winner))
+    # prune's entries: a unit's activations, or its weights; lowering any one of them one lattice step fails
+    for unit in units.values():
+        for kind in (FEATURE, WEIGHT):
+            entry = [n for n in unit.calibration if evaluator.model.calibration[n].tensor_type == kind]
+            lowered = {n: lower_qtype(profile.allowed(evaluator.model, evaluator.model.calibration[n]), winner[n])
+                       for n in entry}  # fmt: skip
+            if any(lowered.values()):
+                assignment = {**winner, **{n: q for n, q in lowered.items() if q}}
+                scores = evaluator.evaluate(assignment)
+                assert not target.passes(scores), f"lowering {entry} still meets the target: not 1-minimal"
 
 
 # --- 4. resume after SIGKILL --------------------------------------------------------------------
