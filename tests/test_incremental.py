@@ -130,7 +130,7 @@ def test_workers_share_the_sensitivity_pass(vad_workdir, tmp_path):
                 "search",
                 str(vad_workdir),
                 "--target",
-                "0.87",
+                "0.85",  # all-int16 meets it: only the unit pass runs (no float fallback's passes)
                 "--budget",
                 "40",  # more than the search needs: neither worker can run out before its sweep needs the pass
                 "--storage",
