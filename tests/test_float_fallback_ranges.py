@@ -10,7 +10,8 @@ import pytest
 
 from autoprec.api import search
 from autoprec.calibrate import CalibrationSettings, calibrate
-from autoprec.demo import fetch_model
+from autoprec.data import save_samples
+from autoprec.demo import fetch_model, make_samples
 from autoprec.engine.cost import mac_share_above_int8
 from autoprec.errors import UserError
 from autoprec.evaluate.exported import score_exported
@@ -56,6 +57,20 @@ def test_symmetric_chip_meets_0_99_with_float_power_spectrum(calibrated, tmp_pat
     best, share = _search(calibrated["symmetric"], tmp_path / "out", "symmetric", 8)
     assert share < 0.3  # the LSTM input and one encoder Conv (24%); without float16 on /stft/Add none passes
     assert all(q in ("int8", "int16", "float16") or q.startswith("int8@") for q in best.assignment.values())
+
+
+def test_symmetric_chip_keeps_only_the_stft_magnitude_conv_above_int8(tmp_path):
+    """The issue's setup (8 clips, 2 of them held out): the STFT magnitude feeding /encoder.0/Conv is the one
+    MAC input a symmetric int8 cannot carry; prune lowers the LSTM input from int16 to its tuned int8 range."""
+    save_samples(make_samples("vad", 8), tmp_path / "data")
+    calibrate(
+        fetch_model("vad"), tmp_path / "data", tmp_path / "mo", CalibrationSettings(method="auto", profile="symmetric")
+    )
+    best, share = _search(tmp_path / "mo", tmp_path / "out", "symmetric", 8)
+    assert best.holds
+    raised_macs = {n for n, q in best.assignment.items() if q in ("int16", "float16") and "Conv" in n}
+    assert raised_macs == {"/encoder.0/Conv:input0"} and 0.2 < share < 0.3
+    assert best.assignment["/recurrent/LSTM:input0"].startswith("int8@")
 
 
 def test_symmetric_profile_has_no_asymmetric_calibration(demo_data, tmp_path):
