@@ -54,7 +54,8 @@ class FloatFallback(Strategy):
         previous_base, previous = search.base, search.results.sweep
         search.set_base(with_float(fewest, search.baselines["all-int8"]))
         floating = {n for n, q in search.base.items() if q != "int8"}
-        if search.option("range_units") and search.evaluate([search.base])[0] is not None:
+        if search.option("range_units") and any(search.range_choices(u.name) for u in search.units):
+            search.evaluate([search.base])  # what the ranges are tuned against
             tune_ranges(search, self.metric, search.option("range_units"), search.option("range_margin"))
         units = [u for u in search.sensitivity().ranking(self.metric) if not floating & set(search.unit_nodes(u))]
         best, largest_failing = search.sweep(units)
