@@ -6,7 +6,7 @@ On the vad demo's 8 calibration clips, calibrated with `--method auto --profile 
 range kept per node), prints
 1. `/encoder.0/Conv`'s input (the STFT magnitude, 26.6% of the MACs) at int8 under each of its ranges, with every
    other node at int16 and `/stft/Add` in float16 (alone: 1.0000 on every output): the best any config with
-   that input at int8 can do;
+   that input at int8 can do; then the same over a finer grid of int8 ranges [0, clip] than calibration keeps;
 2. a coordinate search (3 rounds over every calibration node: its own int8 range, each alternative range,
    int16, float16) from all-int8 + float16 `/stft/Add`, keeping at most 5% of the MACs above int8: the best
    worst output it reaches, per output, on the calibration clips and on 4 held-out clips.
@@ -68,6 +68,11 @@ def main() -> None:
     for label in ["own", *evaluator.model.calibration[MAGNITUDE].alternatives]:
         qtype = "int8" if label == "own" else f"int8@{label}"
         print(f"  {MAGNITUDE} {qtype}:", cosines(evaluator, {**int16, MAGNITUDE: qtype}))
+    magnitude = evaluator.model.calibration[MAGNITUDE]
+    for clip in (0.5, 1.0, 1.5, 2.0, 2.25, 2.5, 2.75, 3.0, 3.25, 3.5, 4.0, 6.0):
+        magnitude.alternatives[f"clip{clip}"] = (0.0, clip)  # in memory only: a range calibration did not keep
+        print(f"  {MAGNITUDE} int8 [0, {clip}]:", cosines(evaluator, {**int16, MAGNITUDE: f"int8@clip{clip}"}))
+        del magnitude.alternatives[f"clip{clip}"]
     best = coordinate_search(evaluator, 0.05)
     share = mac_share_above_int8(evaluator.model, evaluator.sample(0), best)
     print(
