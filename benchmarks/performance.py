@@ -30,7 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.run import MODELS, export_scores, random_assignments  # noqa: E402
+from benchmarks.common import MODELS, random_assignments  # noqa: E402
+from benchmarks.quality import export_scores  # noqa: E402
 
 METHODS = ("incremental", "adaptive")
 CALIBRATION, SEARCH, BUDGET, JOBS, TARGET = 8, 4, 50, 2, 0.99

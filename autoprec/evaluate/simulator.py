@@ -13,6 +13,8 @@ a simulation is always the exported model's computation.
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +30,8 @@ from autoprec.ir.records import graph_maps
 Assignment = dict[str, str]
 RUNTIMES = ("as-searched", "ort-default")  # ort-default: onnxruntime's default session, as ONNX Runtime CPU deploys
 IN_MEMORY_MIN_ELEMENTS = 256  # smaller initializers (shapes, scalars) stay in the proto
+SESSIONS_KEPT = 2  # sessions kept by assignment: a candidate run again on other samples (a held-out check, the
+# other half of its samples in this worker) reuses its session instead of paying onnxruntime's session creation
 
 
 def session_options(threads: int = 1, runtime: str = "as-searched") -> ort.SessionOptions:
@@ -59,9 +63,22 @@ class Simulator:
         self.runtime = runtime
         self._values: dict[tuple[str, str], ort.OrtValue] = {}
         self._weights = _private_weights(model)  # tensor -> its one calibration node (the in-memory fast path)
+        self._sessions: OrderedDict[str, ort.InferenceSession] = OrderedDict()
+        self.builds = 0  # sessions created by `session` (the cost a cached session saves)
 
     def session(self, assignment: Assignment | None) -> ort.InferenceSession:
-        """A session for `assignment` (None: the float model)."""
+        """A session for `assignment` (None: the float model); the last SESSIONS_KEPT are reused as they are."""
+        key = "float" if assignment is None else json.dumps(sorted({**self.model.assignment(), **assignment}.items()))
+        if key in self._sessions:
+            self._sessions.move_to_end(key)
+            return self._sessions[key]
+        self._sessions[key] = self._create(assignment)
+        self.builds += 1
+        if len(self._sessions) > SESSIONS_KEPT:
+            self._sessions.popitem(last=False)
+        return self._sessions[key]
+
+    def _create(self, assignment: Assignment | None) -> ort.InferenceSession:
         if self.runtime == "ort-default" and assignment is not None:  # the deployed file, fused as it deploys
             proto = deploy_onnx(self.model, {**self.model.assignment(), **assignment}).SerializeToString()
             options = session_options(self.threads, self.runtime)

@@ -1,0 +1,46 @@
+"""Cheaper candidates (issue 12): what a candidate evaluation reuses stays bit-exact with the exported model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autoprec.evaluate import Evaluator
+from autoprec.evaluate.exported import score_exported
+from autoprec.ir import CalibratedModel
+from tests.test_core import mixed_assignment, run_onnx, spec_of
+
+
+def test_a_candidate_run_again_reuses_its_session_and_equals_the_export(vad_workdir):
+    evaluator = Evaluator(spec_of(vad_workdir, 4))
+    simulator = evaluator.simulator
+    model = CalibratedModel.load(vad_workdir / "calibrated_model.onnx")
+    assignment = mixed_assignment(model)
+    before = simulator.builds
+    first = evaluator.evaluate(assignment, [0, 1])
+    again = evaluator.evaluate(assignment, [2, 3])  # e.g. a held-out check of the same candidate
+    assert simulator.builds == before + 1  # one onnxruntime session for both calls
+    cached = evaluator.outputs_of(assignment, [0, 1, 2, 3])
+    assert simulator.builds == before + 1
+    exported = run_onnx(model.to_onnx(assignment), [evaluator.sample(i) for i in range(4)], evaluator.outputs)
+    for got, want in zip(cached, exported):
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)  # bit for bit, through the reused session
+    on_export = score_exported(evaluator, assignment)
+    for output in evaluator.outputs:
+        for metric, values in on_export.values[output].items():
+            np.testing.assert_array_equal(np.concatenate([first.values[output][metric], again.values[output][metric]]),
+                                          values)  # fmt: skip
+
+
+def test_other_assignments_get_their_own_sessions(vad_workdir):
+    evaluator = Evaluator(spec_of(vad_workdir, 2))
+    simulator = evaluator.simulator
+    model = evaluator.model
+    mixed = mixed_assignment(model)
+    all_int8 = {name: "int8" for name in model.calibration}
+    before = simulator.builds
+    scores = [evaluator.evaluate(a) for a in (mixed, all_int8, mixed)]
+    assert simulator.builds == before + 2  # the third call is the first assignment again
+    out = evaluator.outputs[0]
+    assert scores[0].aggregate(out, "cosine-similarity") != scores[1].aggregate(out, "cosine-similarity")
+    np.testing.assert_array_equal(scores[0].values[out]["cosine-similarity"], scores[2].values[out]["cosine-similarity"])
