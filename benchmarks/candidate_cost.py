@@ -1,0 +1,191 @@
+"""Issue 12: what one candidate evaluation costs against the static QDQ run of the same samples, same process.
+
+    python -m benchmarks.candidate_cost [--models layout,ocr_det,vad,magika] [--repeats 7] [--search layout]
+
+The setup of benchmarks/performance.py (8 calibration samples, 4 other samples to search on). Per model:
+
+- micro (interleaved, median of `repeats`): the static QDQ export of a random mix (half the units raised) run
+  warm over the 4 samples at 1 thread; `Evaluator.evaluate` (jobs 1) of a new mix; a third new mix taken
+  apart into its steps (proto build, session creation, first run, other runs, metrics); and `Evaluator.evaluate`
+  of a mix evaluated before (on other samples: a held-out check), which reuses its session.
+- search (`--search`): a real search (target as performance.py, budget 50, jobs 2, default strategies); the
+  evaluation wall time per candidate run on one sample (sensitivity excluded) against the static QDQ run of
+  its winner per sample at 1 thread, and the ratio a 2-worker search would reach if workers cost nothing.
+
+Results go to OUT/candidate_cost.json and the tables to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import MODELS, random_assignments  # noqa: E402
+from benchmarks.performance import BUDGET, JOBS, choose_target, prepare  # noqa: E402
+
+STEPS = ("build", "create", "first_run", "other_runs", "metrics")
+
+
+def static_session(model, assignment: dict[str, str]):
+    """The exported static QDQ model of `assignment` in the search's session options (1 thread)."""
+    import onnxruntime as ort
+
+    from autoprec.evaluate import session_options
+
+    proto = model.to_onnx(assignment).SerializeToString()
+    return ort.InferenceSession(proto, session_options(1), providers=["CPUExecutionProvider"])
+
+
+def timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def steps_of(evaluator, assignment: dict[str, str]) -> dict[str, float]:
+    """One new candidate taken apart: the simulator's proto, onnxruntime's session, the runs, the metrics."""
+    from autoprec.evaluate.metrics import compare
+
+    simulator, feeds = evaluator.simulator, [evaluator.sample(i) for i in range(evaluator.num_samples)]
+    times, started = {}, time.perf_counter()
+    built = simulator.build(assignment)
+    times["build"] = time.perf_counter() - started
+    session = simulator.open(built)
+    times["create"] = time.perf_counter() - started - times["build"]
+    outputs = []
+    times["first_run"] = timed(lambda: outputs.append(session.run(evaluator.outputs, feeds[0])))
+    times["other_runs"] = timed(lambda: outputs.extend(session.run(evaluator.outputs, f) for f in feeds[1:]))
+    references = evaluator.references(list(range(len(feeds))))
+    times["metrics"] = timed(lambda: [compare(r, q) for ref, out in zip(references, outputs) for r, q in zip(ref, out)])
+    return times
+
+
+def part_micro(workdir: Path, data: Path, repeats: int) -> dict:
+    from autoprec.engine.baselines import baseline_assignments
+    from autoprec.engine.units import search_units
+    from autoprec.evaluate import EvalSpec, Evaluator
+    from autoprec.hardware import get_profile
+
+    evaluator = Evaluator(EvalSpec(str(workdir / "calibrated_model.onnx"), str(data)))
+    profile = get_profile("generic")
+    base = baseline_assignments(evaluator.model, profile)
+    evaluator.evaluate(base["all-int8"])  # float references and the weight cache warm, as during a search
+    evaluator.evaluate(base["all-int16"])
+    mixes = random_assignments(search_units(evaluator.model, profile), base["all-int8"], 3 * repeats, 0.5, seed=3)
+    feeds = [evaluator.sample(i) for i in range(evaluator.num_samples)]
+    half = list(range(len(feeds) // 2))
+    rows: dict[str, list[float]] = {k: [] for k in ("static", "evaluate", "repeat", *STEPS)}
+    for r in range(repeats):
+        candidate, other, third = mixes[3 * r : 3 * r + 3]
+        static = static_session(evaluator.model, candidate)
+        static.run(evaluator.outputs, feeds[0])
+        rows["static"].append(timed(lambda s=static: [s.run(evaluator.outputs, f) for f in feeds]))
+        rows["evaluate"].append(timed(lambda a=other: evaluator.evaluate(a)))
+        for step, seconds in steps_of(evaluator, third).items():
+            rows[step].append(seconds)
+        evaluator.evaluate(candidate, half)  # then the same candidate again: its session is reused
+        rows["repeat"].append(timed(lambda a=candidate: evaluator.evaluate(a)))
+    medians = {k: statistics.median(v) for k, v in rows.items()}
+    return {
+        "samples": len(feeds),
+        "load_average": os.getloadavg(),
+        "seconds": medians,
+        "ratio": statistics.median(e / s for e, s in zip(rows["evaluate"], rows["static"])),
+        "ratio_repeat": statistics.median(e / s for e, s in zip(rows["repeat"], rows["static"])),
+        "ratios": [e / s for e, s in zip(rows["evaluate"], rows["static"])],
+    }
+
+
+def part_search(name: str, workdir: Path, data: Path, out: Path) -> dict:
+    """Evaluation wall time per candidate and sample in a real search, against the winner's static run."""
+    from joblib.externals.loky import get_reusable_executor
+
+    from autoprec.api import search
+    from autoprec.evaluate import evaluator as evaluator_module
+
+    get_reusable_executor().shutdown(wait=True)
+    evaluator_module._WORKERS.clear()
+    target = choose_target(workdir, data)
+    result = search(workdir, data=data, target=target, budget=BUDGET, jobs=JOBS, out=out / f"search-{name}", force=True)
+    state = result.state
+    evaluator = state.evaluator
+    seconds = evaluator.seconds - state.sensitivity_seconds
+    runs = evaluator.model_runs - state.sensitivity_runs  # candidate x sample runs (held-out checks included)
+    winner = (result.winner or state.ranked()[0]).assignment
+    static = static_session(evaluator.model, winner)
+    feeds = [evaluator.sample(i) for i in state.search_indices]
+    static.run(evaluator.outputs, feeds[0])
+    per_sample = statistics.median(
+        timed(lambda: [static.run(evaluator.outputs, f) for f in feeds]) / len(feeds) for _ in range(5)
+    )
+    per_run = seconds / runs
+    return {
+        "target": target,
+        "candidates": state.used,
+        "evaluation_runs": runs,
+        "evaluation_seconds": seconds,
+        "seconds_per_run": per_run,
+        "static_per_sample": per_sample,
+        "ratio_1_thread": per_run / per_sample,
+        "ratio_per_worker": per_run * JOBS / per_sample,
+        "load_average": os.getloadavg(),
+    }
+
+
+def tables(results: dict) -> str:
+    lines = [
+        "| model | samples | static QDQ run | evaluate (new) | ratio | build | session creation | first run | "
+        "other runs | metrics | evaluate (seen, other samples) | ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, res in results.items():
+        if "micro" not in res:
+            continue
+        m, s = res["micro"], res["micro"]["seconds"]
+        ms = " | ".join(f"{1000 * s[k]:.0f} ms" for k in STEPS)
+        lines.append(f"| {name} | {m['samples']} | {1000 * s['static']:.0f} ms | {1000 * s['evaluate']:.0f} ms | "
+                     f"**{m['ratio']:.2f}x** | {ms} | {1000 * s['repeat']:.0f} ms | {m['ratio_repeat']:.2f}x |")  # fmt: skip
+    searches = {name: res["search"] for name, res in results.items() if "search" in res}
+    if searches:
+        lines += ["", "| model | candidates | candidate-sample runs | evaluation wall | per run | static run per "
+                  "sample | ratio (1 thread) | ratio x jobs |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for name, s in searches.items():
+            lines.append(f"| {name} | {s['candidates']} | {s['evaluation_runs']} | {s['evaluation_seconds']:.1f} s | "
+                         f"{1000 * s['seconds_per_run']:.0f} ms | {1000 * s['static_per_sample']:.0f} ms | "
+                         f"{s['ratio_1_thread']:.2f}x | {s['ratio_per_worker']:.2f}x |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--search", default="", help="comma-separated models to also run a real search on")
+    parser.add_argument("--out", default="/tmp/autoprec-performance")
+    parser.add_argument("--tables-only", action="store_true")
+    args = parser.parse_args()
+    out = Path(args.out)
+    path = out / "candidate_cost.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    if not args.tables_only:
+        for name in args.models.split(","):
+            workdir, data = prepare(name, out / name)
+            results.setdefault(name, {})["micro"] = part_micro(workdir, data, args.repeats)
+            path.write_text(json.dumps(results, indent=1))
+        for name in filter(None, args.search.split(",")):
+            workdir, data = prepare(name, out / name)
+            results.setdefault(name, {})["search"] = part_search(name, workdir, data, out)
+            path.write_text(json.dumps(results, indent=1))
+    print(tables(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
