@@ -44,3 +44,19 @@ def test_other_assignments_get_their_own_sessions(vad_workdir):
     cosines = [s.values[evaluator.outputs[0]]["cosine-similarity"] for s in scores]
     assert not np.array_equal(cosines[0], cosines[1])
     np.testing.assert_array_equal(cosines[0], cosines[2])
+
+
+def test_a_batch_builds_the_next_session_while_one_runs_and_equals_the_export(magika_workdir):
+    evaluator = Evaluator(spec_of(magika_workdir, 2))
+    simulator = evaluator.simulator
+    model = evaluator.model
+    batch = [mixed_assignment(model), {n: "int8" for n in model.calibration}, {n: "int16" for n in model.calibration}]
+    builds, prebuilt = simulator.builds, simulator.prebuilt
+    scores = evaluator.evaluate_many(batch)
+    assert simulator.builds == builds + 3
+    assert simulator.prebuilt == prebuilt + 2  # the 2nd and 3rd were built while the one before them ran
+    for assignment, got in zip(batch, scores):
+        want = score_exported(evaluator, assignment)
+        for output in evaluator.outputs:
+            for metric, values in want.values[output].items():
+                np.testing.assert_array_equal(got.values[output][metric], values)

@@ -221,7 +221,11 @@ class Evaluator:
                 delayed(_score_chunk)(self.spec, a, chunk) for a, chunk in tasks
             )
         else:
-            parts = [_score_chunk(self.spec, a, chunk) for a, chunk in tasks]
+            parts = []
+            for k, (assignment, chunk) in enumerate(tasks):
+                if k + 1 < len(tasks):  # the next candidate's session builds while this one runs
+                    _worker(self.spec).simulator.prepare(tasks[k + 1][0])
+                parts.append(_score_chunk(self.spec, assignment, chunk))
         self.model_runs += len(assignments) * len(indices)
         self.equivalents += sum(executed for _, _, executed in parts)
         results = self._collect([part[:2] for part in parts], len(chunks), indices)

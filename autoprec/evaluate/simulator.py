@@ -14,7 +14,10 @@ a simulation is always the exported model's computation.
 from __future__ import annotations
 
 import json
+import math
+import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,21 +65,40 @@ class Simulator:
         self.threads = threads
         self.runtime = runtime
         self._values: dict[tuple[str, str], ort.OrtValue] = {}
+        self._lock = threading.Lock()
         self._weights = _private_weights(model)  # tensor -> its one calibration node (the in-memory fast path)
         self._sessions: OrderedDict[str, ort.InferenceSession] = OrderedDict()
         self.builds = 0  # sessions created by `session` (the cost a cached session saves)
+        self.prebuilt = 0  # of those, built ahead in the background (`prepare`)
+        self._pending: OrderedDict[str, Future] = OrderedDict()  # sessions `prepare` builds in the background
+        self._builder: ThreadPoolExecutor | None = None
 
     def session(self, assignment: Assignment | None) -> ort.InferenceSession:
         """A session for `assignment` (None: the float model); the last SESSIONS_KEPT are reused as they are."""
-        key = "float" if assignment is None else json.dumps(sorted({**self.model.assignment(), **assignment}.items()))
+        key = self._key(assignment)
         if key in self._sessions:
             self._sessions.move_to_end(key)
             return self._sessions[key]
-        self._sessions[key] = self._create(assignment)
+        prepared = self._pending.pop(key, None)
+        self._sessions[key] = prepared.result() if prepared else self._create(assignment)
         self.builds += 1
+        self.prebuilt += prepared is not None
         if len(self._sessions) > SESSIONS_KEPT:
             self._sessions.popitem(last=False)
         return self._sessions[key]
+
+    def prepare(self, assignment: Assignment | None) -> None:
+        """Start building the session of `assignment` in a background thread (onnxruntime creates sessions
+        without the GIL): the next candidate's build overlaps this one's runs where a core is free."""
+        key = self._key(assignment)
+        if key not in self._sessions and key not in self._pending:
+            self._builder = self._builder or ThreadPoolExecutor(1, thread_name_prefix="autoprec-session")
+            self._pending[key] = self._builder.submit(self._create, assignment)
+            if len(self._pending) > SESSIONS_KEPT:  # never asked for: dropped
+                self._pending.popitem(last=False)
+
+    def _key(self, assignment: Assignment | None) -> str:
+        return "float" if assignment is None else json.dumps(sorted({**self.model.assignment(), **assignment}.items()))
 
     def _create(self, assignment: Assignment | None) -> ort.InferenceSession:
         if self.runtime == "ort-default" and assignment is not None:  # the deployed file, fused as it deploys
@@ -131,10 +153,13 @@ class Simulator:
         return array
 
     def _value(self, name: str, qtype: str) -> ort.OrtValue:
+        """The in-memory weight, made once: sessions read its buffer without copying it, so a value handed to
+        one must never be replaced (a background build racing a foreground one would free it)."""
         key = (name, qtype)
-        if key not in self._values:
-            self._values[key] = ort.OrtValue.ortvalue_from_numpy(np.array(self._array(name, qtype), order="C"))
-        return self._values[key]
+        with self._lock:
+            if key not in self._values:
+                self._values[key] = ort.OrtValue.ortvalue_from_numpy(np.array(self._array(name, qtype), order="C"))
+            return self._values[key]
 
 
 def _private_weights(model: CalibratedModel) -> dict[str, CalibrationNode]:
@@ -157,7 +182,7 @@ def _private_weights(model: CalibratedModel) -> dict[str, CalibrationNode]:
 
 
 def _elements(init: onnx.TensorProto) -> int:
-    return int(np.prod(init.dims)) if init.dims else 1
+    return math.prod(init.dims)
 
 
 def _mark_in_memory(init: onnx.TensorProto) -> None:
