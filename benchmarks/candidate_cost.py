@@ -78,12 +78,14 @@ def part_micro(workdir: Path, data: Path, repeats: int) -> dict:
     base = baseline_assignments(evaluator.model, profile)
     evaluator.evaluate(base["all-int8"])  # float references and the weight cache warm, as during a search
     evaluator.evaluate(base["all-int16"])
-    mixes = random_assignments(search_units(evaluator.model, profile), base["all-int8"], 3 * repeats, 0.5, seed=3)
+    mixes = random_assignments(search_units(evaluator.model, profile), base["all-int8"], 9 * repeats, 0.5, seed=3)
     feeds = [evaluator.sample(i) for i in range(evaluator.num_samples)]
     half = list(range(len(feeds) // 2))
-    rows: dict[str, list[float]] = {k: [] for k in ("static", "evaluate", "repeat", *STEPS)}
+    rows: dict[str, list[float]] = {k: [] for k in ("static", "evaluate", "repeat", "batch", "one_by_one", *STEPS)}
+    prebuilt = evaluator.simulator.prebuilt
     for r in range(repeats):
-        candidate, other, third = mixes[3 * r : 3 * r + 3]
+        candidate, other, third = mixes[9 * r : 9 * r + 3]
+        batch, singles = mixes[9 * r + 3 : 9 * r + 6], mixes[9 * r + 6 : 9 * r + 9]
         static = static_session(evaluator.model, candidate)
         static.run(evaluator.outputs, feeds[0])
         rows["static"].append(timed(lambda s=static: [s.run(evaluator.outputs, f) for f in feeds]))
@@ -92,6 +94,8 @@ def part_micro(workdir: Path, data: Path, repeats: int) -> dict:
             rows[step].append(seconds)
         evaluator.evaluate(candidate, half)  # then the same candidate again: its session is reused
         rows["repeat"].append(timed(lambda a=candidate: evaluator.evaluate(a)))
+        rows["batch"].append(timed(lambda b=batch: evaluator.evaluate_many(b)) / len(batch))  # next built ahead
+        rows["one_by_one"].append(timed(lambda b=singles: [evaluator.evaluate(a) for a in b]) / len(singles))
     medians = {k: statistics.median(v) for k, v in rows.items()}
     return {
         "samples": len(feeds),
@@ -99,6 +103,9 @@ def part_micro(workdir: Path, data: Path, repeats: int) -> dict:
         "seconds": medians,
         "ratio": statistics.median(e / s for e, s in zip(rows["evaluate"], rows["static"])),
         "ratio_repeat": statistics.median(e / s for e, s in zip(rows["repeat"], rows["static"])),
+        "prebuilt": evaluator.simulator.prebuilt - prebuilt,
+        "ratio_batch": statistics.median(e / s for e, s in zip(rows["batch"], rows["static"])),
+        "ratio_one_by_one": statistics.median(e / s for e, s in zip(rows["one_by_one"], rows["static"])),
         "ratios": [e / s for e, s in zip(rows["evaluate"], rows["static"])],
     }
 
@@ -142,8 +149,8 @@ def part_search(name: str, workdir: Path, data: Path, out: Path) -> dict:
 def tables(results: dict) -> str:
     lines = [
         "| model | samples | static QDQ run | evaluate (new) | ratio | build | session creation | first run | "
-        "other runs | metrics | evaluate (seen, other samples) | ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "other runs | metrics | evaluate (seen, other samples) | ratio | 3 new: one by one | 3 new: one batch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, res in results.items():
         if "micro" not in res:
@@ -151,6 +158,8 @@ def tables(results: dict) -> str:
         m, s = res["micro"], res["micro"]["seconds"]
         ms = " | ".join(f"{1000 * s[k]:.0f} ms" for k in STEPS)
         ratio, again = f"**{m['ratio']:.2f}x**", f"{1000 * s['repeat']:.0f} ms | {m['ratio_repeat']:.2f}x"
+        if "ratio_batch" in m:
+            again += f" | {m['ratio_one_by_one']:.2f}x | {m['ratio_batch']:.2f}x ({m['prebuilt']} built ahead)"
         lines.append(f"| {name} | {m['samples']} | {1000 * s['static']:.0f} ms | {1000 * s['evaluate']:.0f} ms | "
                      f"{ratio} | {ms} | {again} |")  # fmt: skip
     searches = {name: res["search"] for name, res in results.items() if "search" in res}
