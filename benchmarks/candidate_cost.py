@@ -146,6 +146,30 @@ def part_search(name: str, workdir: Path, data: Path, out: Path) -> dict:
     }
 
 
+def part_reuse(workdir: Path, data: Path, search_out: Path, window: int = 5) -> dict:
+    """What segment reuse could save in that search: per candidate (in evaluation order), the MAC share of the
+    part of its graph that differs from the nearest of the `window` candidates evaluated just before it (the
+    part a run fed with that candidate's cached activations would execute; `Incremental.part`)."""
+    from autoprec.engine.cost import op_costs
+    from autoprec.evaluate import EvalSpec, Evaluator
+    from autoprec.evaluate.incremental import Incremental
+
+    evaluator = Evaluator(EvalSpec(str(workdir / "calibrated_model.onnx"), str(data)))
+    model, simulator = evaluator.model, evaluator.simulator
+    base = {name: "int8" for name in model.calibration}
+    listed = sorted(json.loads((search_out / "candidates.json").read_text()), key=lambda c: c["index"])
+    assignments = [{**base, **c["changes"]} for c in listed]
+    macs = op_costs(model, evaluator.sample(0))
+    samples = [evaluator.sample(0)]
+    runners = [Incremental(simulator, samples, evaluator.outputs, a, macs) for a in assignments]
+    fractions = []
+    for k in range(1, len(assignments)):
+        built = simulator.build(assignments[k])
+        fractions.append(min(runners[j].part(built).fraction for j in range(max(0, k - window), k)))
+    return {"candidates": len(assignments), "window": window, "mean_part": statistics.mean(fractions),
+            "median_part": statistics.median(fractions), "under_half": sum(f < 0.5 for f in fractions)}  # fmt: skip
+
+
 def tables(results: dict) -> str:
     lines = [
         "| model | samples | static QDQ run | evaluate (new) | ratio | build | session creation | first run | "
@@ -170,6 +194,12 @@ def tables(results: dict) -> str:
             lines.append(f"| {name} | {s['candidates']} | {s['evaluation_runs']} | {s['evaluation_seconds']:.1f} s | "
                          f"{1000 * s['seconds_per_run']:.0f} ms | {1000 * s['static_per_sample']:.0f} ms | "
                          f"{s['ratio_1_thread']:.2f}x | {s['ratio_per_worker']:.2f}x |")  # fmt: skip
+    for name, res in results.items():
+        if "reuse" in res:
+            r = res["reuse"]
+            lines.append(f"\n{name}: {r['candidates']} candidates; the part differing from the nearest of the "
+                         f"{r['window']} before: mean {100 * r['mean_part']:.0f}% of the MACs, median "
+                         f"{100 * r['median_part']:.0f}%, under half for {r['under_half']}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -178,6 +208,7 @@ def main() -> int:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--search", default="", help="comma-separated models to also run a real search on")
+    parser.add_argument("--reuse", default="", help="models whose earlier --search output to analyse for reuse")
     parser.add_argument("--out", default="/tmp/autoprec-performance")
     parser.add_argument("--tables-only", action="store_true")
     args = parser.parse_args()
@@ -185,13 +216,17 @@ def main() -> int:
     path = out / "candidate_cost.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     if not args.tables_only:
-        for name in args.models.split(","):
+        for name in filter(None, args.models.split(",")):
             workdir, data = prepare(name, out / name)
             results.setdefault(name, {})["micro"] = part_micro(workdir, data, args.repeats)
             path.write_text(json.dumps(results, indent=1))
         for name in filter(None, args.search.split(",")):
             workdir, data = prepare(name, out / name)
             results.setdefault(name, {})["search"] = part_search(name, workdir, data, out)
+            path.write_text(json.dumps(results, indent=1))
+        for name in filter(None, f"{args.search},{args.reuse}".split(",")):
+            workdir, data = prepare(name, out / name)
+            results.setdefault(name, {})["reuse"] = part_reuse(workdir, data, out / f"search-{name}")
             path.write_text(json.dumps(results, indent=1))
     print(tables(results))
     return 0
