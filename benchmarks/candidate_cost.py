@@ -146,6 +146,33 @@ def part_search(name: str, workdir: Path, data: Path, out: Path) -> dict:
     }
 
 
+def part_replay(workdir: Path, data: Path, search_out: Path, jobs: int) -> dict:
+    """That search's candidates again, in its order, each `Evaluator.evaluate` (fresh `jobs` workers) interleaved
+    with the static QDQ run of the same candidate over the same samples (1 thread, warm): the ratio per
+    candidate to the static run divided by `jobs` (what the same cores would take for the static model)."""
+    from joblib.externals.loky import get_reusable_executor
+
+    from autoprec.evaluate import EvalSpec, Evaluator
+    from autoprec.evaluate import evaluator as evaluator_module
+
+    get_reusable_executor().shutdown(wait=True)
+    evaluator_module._WORKERS.clear()
+    evaluator = Evaluator(EvalSpec(str(workdir / "calibrated_model.onnx"), str(data)), jobs=jobs)
+    base = {name: "int8" for name in evaluator.model.calibration}
+    listed = sorted(json.loads((search_out / "candidates.json").read_text()), key=lambda c: c["index"])
+    feeds = [evaluator.sample(i) for i in range(evaluator.num_samples)]
+    evaluator.evaluate(base)  # the workers' float references, as a search computes them first
+    ratios = []
+    for candidate in listed:
+        assignment = {**base, **candidate["changes"]}
+        static = static_session(evaluator.model, assignment)
+        static.run(evaluator.outputs, feeds[0])
+        static_time = timed(lambda s=static: [s.run(evaluator.outputs, f) for f in feeds])
+        ratios.append(timed(lambda a=assignment: evaluator.evaluate(a)) / (static_time / jobs))
+    return {"jobs": jobs, "candidates": len(listed), "median": statistics.median(ratios),
+            "mean": statistics.mean(ratios), "load_average": os.getloadavg()}  # fmt: skip
+
+
 def part_reuse(workdir: Path, data: Path, search_out: Path, window: int = 5) -> dict:
     """What segment reuse could save in that search: per candidate (in evaluation order), the MAC share of the
     part of its graph that differs from the nearest of the `window` candidates evaluated just before it (the
@@ -195,6 +222,11 @@ def tables(results: dict) -> str:
                          f"{1000 * s['seconds_per_run']:.0f} ms | {1000 * s['static_per_sample']:.0f} ms | "
                          f"{s['ratio_1_thread']:.2f}x | {s['ratio_per_worker']:.2f}x |")  # fmt: skip
     for name, res in results.items():
+        for key in ("replay_jobs1", f"replay_jobs{JOBS}"):
+            if key in res:
+                r = res[key]
+                lines.append(f"\n{name}: the search's {r['candidates']} candidates replayed with jobs {r['jobs']}: "
+                             f"median {r['median']:.2f}x, mean {r['mean']:.2f}x static / {r['jobs']}")  # fmt: skip
         if "reuse" in res:
             r = res["reuse"]
             lines.append(f"\n{name}: {r['candidates']} candidates; the part differing from the nearest of the "
@@ -224,9 +256,11 @@ def main() -> int:
             workdir, data = prepare(name, out / name)
             results.setdefault(name, {})["search"] = part_search(name, workdir, data, out)
             path.write_text(json.dumps(results, indent=1))
-        for name in filter(None, f"{args.search},{args.reuse}".split(",")):
+        for name in filter(None, f"{args.search},{args.reuse}".split(",")):  # and replay its candidates
             workdir, data = prepare(name, out / name)
             results.setdefault(name, {})["reuse"] = part_reuse(workdir, data, out / f"search-{name}")
+            for jobs in (1, JOBS):
+                results[name][f"replay_jobs{jobs}"] = part_replay(workdir, data, out / f"search-{name}", jobs)
             path.write_text(json.dumps(results, indent=1))
     print(tables(results))
     return 0
