@@ -49,6 +49,13 @@ def timed(fn) -> float:
     return time.perf_counter() - started
 
 
+def clocked(fn) -> tuple[float, float]:
+    """(wall, CPU) seconds of `fn()`; CPU time of this process, all its threads (less sensitive to other load)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
 def steps_of(evaluator, assignment: dict[str, str]) -> dict[str, float]:
     """One new candidate taken apart: the simulator's proto, onnxruntime's session, the runs, the metrics."""
     from autoprec.evaluate.metrics import compare
@@ -82,20 +89,28 @@ def part_micro(workdir: Path, data: Path, repeats: int) -> dict:
     feeds = [evaluator.sample(i) for i in range(evaluator.num_samples)]
     half = list(range(len(feeds) // 2))
     rows: dict[str, list[float]] = {k: [] for k in ("static", "evaluate", "repeat", "batch", "one_by_one", *STEPS)}
+    cpu: dict[str, list[float]] = {k: [] for k in ("static", "evaluate", "repeat", "batch", "one_by_one")}
     prebuilt = evaluator.simulator.prebuilt
     for r in range(repeats):
         candidate, other, third = mixes[9 * r : 9 * r + 3]
-        batch, singles = mixes[9 * r + 3 : 9 * r + 6], mixes[9 * r + 6 : 9 * r + 9]
+        batch, singles = mixes[9 * r + 3 : 9 * r + 6], mixes[9 * r + 6 : 9 * r + 9]  # 3 each
         static = static_session(evaluator.model, candidate)
         static.run(evaluator.outputs, feeds[0])
-        rows["static"].append(timed(lambda s=static: [s.run(evaluator.outputs, f) for f in feeds]))
-        rows["evaluate"].append(timed(lambda a=other: evaluator.evaluate(a)))
-        for step, seconds in steps_of(evaluator, third).items():
-            rows[step].append(seconds)
-        evaluator.evaluate(candidate, half)  # then the same candidate again: its session is reused
-        rows["repeat"].append(timed(lambda a=candidate: evaluator.evaluate(a)))
-        rows["batch"].append(timed(lambda b=batch: evaluator.evaluate_many(b)) / len(batch))  # next built ahead
-        rows["one_by_one"].append(timed(lambda b=singles: [evaluator.evaluate(a) for a in b]) / len(singles))
+        measured = {
+            "static": lambda s=static: [s.run(evaluator.outputs, f) for f in feeds],
+            "evaluate": lambda a=other: evaluator.evaluate(a),
+            "steps": lambda a=third: [rows[k].append(v) for k, v in steps_of(evaluator, a).items()],
+            "half": lambda a=candidate: evaluator.evaluate(a, half),  # then the same candidate: its session reused
+            "repeat": lambda a=candidate: evaluator.evaluate(a),
+            "batch": lambda b=batch: evaluator.evaluate_many(b),  # each next session built ahead
+            "one_by_one": lambda b=singles: [evaluator.evaluate(a) for a in b],
+        }
+        for key, fn in measured.items():
+            wall, used = clocked(fn)
+            if key in cpu:
+                count = 3 if key in ("batch", "one_by_one") else 1
+                rows[key].append(wall / count)
+                cpu[key].append(used / count)
     medians = {k: statistics.median(v) for k, v in rows.items()}
     return {
         "samples": len(feeds),
@@ -107,6 +122,7 @@ def part_micro(workdir: Path, data: Path, repeats: int) -> dict:
         "ratio_batch": statistics.median(e / s for e, s in zip(rows["batch"], rows["static"])),
         "ratio_one_by_one": statistics.median(e / s for e, s in zip(rows["one_by_one"], rows["static"])),
         "ratios": [e / s for e, s in zip(rows["evaluate"], rows["static"])],
+        "cpu_ratio": {k: statistics.median(e / s for e, s in zip(v, cpu["static"])) for k, v in cpu.items()},
     }
 
 
@@ -198,21 +214,21 @@ def part_reuse(workdir: Path, data: Path, search_out: Path, window: int = 5) -> 
 
 
 def tables(results: dict) -> str:
+    micro = {name: res["micro"] for name, res in results.items() if "cpu_ratio" in res.get("micro", {})}
     lines = [
-        "| model | samples | static QDQ run | evaluate (new) | ratio | build | session creation | first run | "
-        "other runs | metrics | evaluate (seen, other samples) | ratio | 3 new: one by one | 3 new: one batch |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | samples | load | static QDQ run | new candidate: wall / CPU | seen (other samples) | "
+        "3 new one by one | 3 new, one batch (next built ahead) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for name, res in results.items():
-        if "micro" not in res:
-            continue
-        m, s = res["micro"], res["micro"]["seconds"]
-        ms = " | ".join(f"{1000 * s[k]:.0f} ms" for k in STEPS)
-        ratio, again = f"**{m['ratio']:.2f}x**", f"{1000 * s['repeat']:.0f} ms | {m['ratio_repeat']:.2f}x"
-        if "ratio_batch" in m:
-            again += f" | {m['ratio_one_by_one']:.2f}x | {m['ratio_batch']:.2f}x ({m['prebuilt']} built ahead)"
-        lines.append(f"| {name} | {m['samples']} | {1000 * s['static']:.0f} ms | {1000 * s['evaluate']:.0f} ms | "
-                     f"{ratio} | {ms} | {again} |")  # fmt: skip
+    for name, m in micro.items():
+        c = m["cpu_ratio"]
+        pairs = " | ".join(f"{m[w]:.2f}x / {c[k]:.2f}x" for w, k in (("ratio", "evaluate"), ("ratio_repeat", "repeat"),
+                           ("ratio_one_by_one", "one_by_one"), ("ratio_batch", "batch")))  # fmt: skip
+        lines.append(f"| {name} | {m['samples']} | {m['load_average'][0]:.1f} | {1000 * m['seconds']['static']:.0f} ms"
+                     f" | {pairs} |")  # fmt: skip
+    lines += ["", "| model | " + " | ".join(STEPS) + " |", "|---|" + "---|" * len(STEPS)]
+    for name, m in micro.items():
+        lines.append(f"| {name} | " + " | ".join(f"{1000 * m['seconds'][k]:.0f} ms" for k in STEPS) + " |")
     searches = {name: res["search"] for name, res in results.items() if "search" in res}
     if searches:
         lines += ["", "| model | candidates | candidate-sample runs | evaluation wall | per run | static run per "
