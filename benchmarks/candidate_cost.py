@@ -56,6 +56,19 @@ def clocked(fn) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def children_cpu() -> float:
+    """CPU seconds used so far by this process's live children (the loky workers), from /proc."""
+    me, total = os.getpid(), 0.0
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split() if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if fields and int(fields[1]) == me:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return total
+
+
 def steps_of(evaluator, assignment: dict[str, str]) -> dict[str, float]:
     """One new candidate taken apart: the simulator's proto, onnxruntime's session, the runs, the metrics."""
     from autoprec.evaluate.metrics import compare
@@ -178,15 +191,19 @@ def part_replay(workdir: Path, data: Path, search_out: Path, jobs: int) -> dict:
     listed = sorted(json.loads((search_out / "candidates.json").read_text()), key=lambda c: c["index"])
     feeds = [evaluator.sample(i) for i in range(evaluator.num_samples)]
     evaluator.evaluate(base)  # the workers' float references, as a search computes them first
-    ratios = []
+    ratios, cpu_ratios = [], []
     for candidate in listed:
         assignment = {**base, **candidate["changes"]}
         static = static_session(evaluator.model, assignment)
         static.run(evaluator.outputs, feeds[0])
-        static_time = timed(lambda s=static: [s.run(evaluator.outputs, f) for f in feeds])
-        ratios.append(timed(lambda a=assignment: evaluator.evaluate(a)) / (static_time / jobs))
+        static_wall, static_cpu = clocked(lambda s=static: [s.run(evaluator.outputs, f) for f in feeds])
+        before = children_cpu()
+        wall, cpu = clocked(lambda a=assignment: evaluator.evaluate(a))
+        ratios.append(wall / (static_wall / jobs))
+        cpu_ratios.append((cpu + children_cpu() - before) / static_cpu)
     return {"jobs": jobs, "candidates": len(listed), "median": statistics.median(ratios),
-            "mean": statistics.mean(ratios), "load_average": os.getloadavg()}  # fmt: skip
+            "mean": statistics.mean(ratios), "cpu_median": statistics.median(cpu_ratios),
+            "cpu_mean": statistics.mean(cpu_ratios), "load_average": os.getloadavg()}  # fmt: skip
 
 
 def part_reuse(workdir: Path, data: Path, search_out: Path, window: int = 5) -> dict:
@@ -241,8 +258,11 @@ def tables(results: dict) -> str:
         for key in ("replay_jobs1", f"replay_jobs{JOBS}"):
             if key in res:
                 r = res[key]
-                lines.append(f"\n{name}: the search's {r['candidates']} candidates replayed with jobs {r['jobs']}: "
-                             f"median {r['median']:.2f}x, mean {r['mean']:.2f}x static / {r['jobs']}")  # fmt: skip
+                cpu = f"CPU median {r.get('cpu_median', 0):.2f}x (mean {r.get('cpu_mean', 0):.2f}x) the static run's"
+                wall = f"wall median {r['median']:.2f}x (mean {r['mean']:.2f}x) static / {r['jobs']}"
+                lines.append(
+                    f"\n{name}: the search's {r['candidates']} candidates replayed, jobs {r['jobs']}: {wall}; {cpu}"
+                )
         if "reuse" in res:
             r = res["reuse"]
             lines.append(f"\n{name}: {r['candidates']} candidates; the part differing from the nearest of the "
