@@ -4,8 +4,9 @@ Steps: onnxruntime's basic graph optimization (folds Constant weights into initi
 BatchNormalization into Conv, as a compiler would) -> opset 21 (int16 Q/DQ is legal there) ->
 one onnxruntime calibration pass giving every method's activation ranges (autoprec.calibration.methods)
 -> one calibration node per quantized input of each normal node, keeping every method's range ->
-`--method auto` (default): the best-scoring all-int8 of every method and scheme the hardware profile
-allows (autoprec.calibration.auto). Weights keep their float values (thresholds from the float
+`--method auto` (default): the scheme of the best-scoring all-int8 of every method and scheme the hardware
+profile allows, with max ranges as the model's own and the best method's kept as the `best-int8` baseline
+(autoprec.calibration.auto). Weights keep their float values (thresholds from the float
 weight), so any node can later be raised to int16 exactly.
 """
 
@@ -24,7 +25,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper, version_converter
 
-from autoprec.calibration.auto import Trial, best, score_schemes
+from autoprec.calibration.auto import Trial, best, score_schemes, start_label
 from autoprec.calibration.methods import ABSURD_RANGE, METHODS, PERCENTILES, SCHEMES, collect, label, parse_label
 from autoprec.data import Sample, load_samples, model_inputs, save_samples
 from autoprec.errors import UserError
@@ -52,9 +53,9 @@ AUTO = "auto"
 @dataclass
 class CalibrationSettings:
     """How to calibrate; after `calibrate`, how the model was calibrated (stored in the model and in
-    calibration_settings.json): `method` auto is resolved to the method, percentile and scheme it chose."""
+    calibration_settings.json): `method` auto is resolved to the model's own ranges (max) and the scheme it chose."""
 
-    method: str = "max"  # max | percentile | kl | mse | auto (opt-in: README "Calibration")
+    method: str = AUTO  # max | percentile | kl | mse | auto (README "Calibration")
     percentile: float = 99.999  # for method percentile
     per_channel: bool = True  # per-channel weights (if the profile allows)
     asymmetric: bool | None = None  # None: auto tries both schemes the profile allows; a fixed method: symmetric
@@ -104,16 +105,18 @@ def calibrate(
         models[scheme] = CalibratedModel(prepared, nodes)
     trials = score_schemes(models, labels, samples) if settings.method == AUTO else []
     chosen = best(trials) if trials else Trial(schemes[0], label(settings.method, settings.percentile), float("nan"))
+    own = start_label(labels, chosen.label) if trials else chosen.label
     calibrated = models[chosen.scheme]
     for cal in calibrated.calibration.values():
         if cal.tensor_type == FEATURE:
-            cal.rmin, cal.rmax = (np.float64(v) for v in cal.alternatives[chosen.label])
-    settings.method, chosen_percentile = parse_label(chosen.label)
+            cal.rmin, cal.rmax = (np.float64(v) for v in cal.alternatives[own])
+    settings.method, chosen_percentile = parse_label(own)
     settings.percentile = chosen_percentile or settings.percentile
     settings.asymmetric = SCHEMES[chosen.scheme]
     calibrated.settings = asdict(settings) | {
         "selected_by": "auto" if trials else "user",
         "auto_trials": [t.to_json() for t in trials],
+        "best_int8": chosen.label if trials else None,  # the `best-int8` baseline's ranges (auto)
         "float_model_sha256": hashlib.sha256(Path(model_path).read_bytes()).hexdigest(),
         "seconds": round(time.perf_counter() - started, 2),
         "kept_float": kept_float,

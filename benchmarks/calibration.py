@@ -35,6 +35,12 @@ CALIBRATION_SAMPLES = 8
 MAC_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 WITHOUT_TUNING = tuple(s for s in DEFAULT_STRATEGIES if s != "threshold_tuning")
 WITH_TUNING = (WITHOUT_TUNING[0], "threshold_tuning", *WITHOUT_TUNING[1:])  # opt-in: after baselines
+RUNS = {  # the default first; searches on one calibration share one sensitivity pass
+    "default (auto)": (CalibrationSettings(), WITHOUT_TUNING),
+    "default + threshold tuning": (CalibrationSettings(), WITH_TUNING),
+    "old default (symmetric max)": (CalibrationSettings(method="max"), WITHOUT_TUNING),
+    "asymmetric max": (CalibrationSettings(method="max", asymmetric=True), WITHOUT_TUNING),
+}
 
 
 def mac_share(model: CalibratedModel, assignment: dict[str, str], sample: dict) -> float:
@@ -57,25 +63,21 @@ def reachable_target(workdir: Path, data: Path, target: float) -> float:
     return target if worst >= target else math.floor((worst - 0.01) * 100) / 100
 
 
-def run_model(name: str, budget: int, work: Path) -> dict:
+def run_model(name: str, budget: int, work: Path, chosen: list[str]) -> dict:
     search_samples, target = MODELS[name]
     samples = make_samples(name, CALIBRATION_SAMPLES + search_samples)
     if not (work / "eval").exists():
         save_samples(samples[:CALIBRATION_SAMPLES], work / "data")
         save_samples(samples[CALIBRATION_SAMPLES:], work / "eval")
     report: dict = {"target": target, "search_samples": search_samples, "searches": {}}
-    runs = {  # the new default first; the two auto searches share one sensitivity pass
-        "auto + threshold tuning": (CalibrationSettings(method="auto"), WITH_TUNING),
-        "auto": (CalibrationSettings(method="auto"), WITHOUT_TUNING),
-        "old default (symmetric max)": (CalibrationSettings(method="max"), WITHOUT_TUNING),
-    }
+    runs = {k: v for k, v in RUNS.items() if k in chosen}
     if not (work / "max").exists():
         calibrate(fetch_model(name), work / "data", work / "max", CalibrationSettings(method="max"))
     target = reachable_target(work / "max", work / "eval", target)
     report["target"] = target
     calibrated: dict[str, Path] = {"max": work / "max"}
     for label, (settings, strategies) in runs.items():
-        key = settings.method
+        key = settings.method + ("-asymmetric" if settings.asymmetric else "")
         if key not in calibrated:
             started = time.perf_counter()
             if (work / key).exists():  # --work: an earlier run's calibration
@@ -83,8 +85,11 @@ def run_model(name: str, budget: int, work: Path) -> dict:
             else:
                 model = calibrate(fetch_model(name), work / "data", work / key, settings)
             report.setdefault("calibration_seconds", {})[key] = round(time.perf_counter() - started, 1)
-            report["auto_trials"] = model.settings["auto_trials"]
-            report["auto_choice"] = {k: model.settings[k] for k in ("method", "percentile", "asymmetric")}
+            if model.settings["auto_trials"]:
+                report["auto_trials"] = model.settings["auto_trials"]
+                keys = ("method", "percentile", "asymmetric", "best_int8")
+                report["auto_choice"] = {k: model.settings[k] for k in keys}
+                report["auto_calibration_seconds"] = model.settings["seconds"]
             calibrated[key] = work / key
         started = time.perf_counter()
         result = search_sharing_analyses(
@@ -92,11 +97,16 @@ def run_model(name: str, budget: int, work: Path) -> dict:
             data=work / "eval", target=target, budget=budget, strategies=strategies,
         )  # fmt: skip
         winner = result.winner
-        int8 = result.state.known(result.state.baselines["all-int8"])
         outputs = result.state.evaluator.outputs
+        worst = {
+            b: round(min(c.scores.aggregate(o, "cosine-similarity") for o in outputs), 4)
+            for b in ("all-int8", "best-int8")
+            if (c := result.state.known(result.state.baselines.get(b, {}))) is not None
+        }  # fmt: skip
         report["searches"][label] = {
             "met": result.met,
-            "all_int8_worst": round(min(int8.scores.aggregate(o, "cosine-similarity") for o in outputs), 4),
+            "all_int8_worst": worst["all-int8"],
+            "best_int8_worst": worst.get("best-int8"),
             "cost": round(winner.cost, 4),
             "macs_int16": round(mac_share(result.state.model, winner.assignment, samples[CALIBRATION_SAMPLES]), 4),
             "entries": len(winner.changes()),
@@ -149,6 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--budget", type=int, default=50)
+    parser.add_argument("--runs", default=",".join(RUNS), help=f"which searches: {', '.join(RUNS)}")
     parser.add_argument("--json", default="calibration_results.json", help="where the numbers go")
     parser.add_argument("--work", help="work folder (an earlier run's: its calibrations and analyses are reused)")
     parser.add_argument("--tables", nargs="*", metavar="JSON", help="only print the tables of earlier runs")
@@ -159,7 +170,7 @@ def main() -> None:
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="autoprec-calibration-"))
     results = {}
     for name in args.models.split(","):
-        results[name] = run_model(name, args.budget, work / name)
+        results[name] = run_model(name, args.budget, work / name, args.runs.split(","))
         Path(args.json).write_text(json.dumps(results, indent=2))
     print(tables(results))
 

@@ -1,5 +1,6 @@
-"""`calibrate --method auto` (opt-in; max is the default), per-node alternative ranges and the threshold_tuning
-strategy, on the real silero VAD model (4 one-second clips)."""
+"""`calibrate --method auto` (the default: the scheme by measurement, max ranges as the search's start, the best
+method's ranges as the best-int8 baseline), per-node alternative ranges and the threshold_tuning strategy, on the
+real silero VAD model (4 one-second clips) and magika (8 files)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import pytest
 from autoprec import demo
 from autoprec.api import search
 from autoprec.calibrate import CalibrationSettings, calibrate
-from autoprec.calibration.methods import label
 from autoprec.engine.baselines import baseline_assignments
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.evaluate.exported import score_exported
@@ -59,14 +59,15 @@ def test_auto_keeps_the_best_all_int8_of_every_method_and_scheme(vad_auto, tmp_p
         recomputed[(trial["scheme"], trial["label"])] = worst_output(scores, evaluator.outputs)
         assert trial["score"] == pytest.approx(recomputed[(trial["scheme"], trial["label"])], abs=1e-6), trial
     scheme = "asymmetric" if settings["asymmetric"] else "symmetric"
-    chosen = (scheme, label(settings["method"], settings["percentile"]))
+    chosen = (scheme, settings["best_int8"])
     assert recomputed[chosen] == pytest.approx(max(recomputed.values()), abs=1e-6)
     assert recomputed[chosen] > recomputed[("symmetric", "max")] + 0.01, "auto should beat the old default on vad"
-    # the default model's own all-int8 is that best score
+    # the model's own ranges (all-int8, where the search starts) are that scheme's max; best-int8 is the best
     evaluator = Evaluator(spec_of(vad_auto))
-    own = worst_output(evaluator.evaluate(baseline_assignments(evaluator.model, get_profile("generic"))["all-int8"]),
-                       evaluator.outputs)  # fmt: skip
-    assert own == pytest.approx(recomputed[chosen], abs=1e-6)
+    baselines = baseline_assignments(evaluator.model, get_profile("generic"))
+    own, best = (worst_output(evaluator.evaluate(baselines[b]), evaluator.outputs) for b in ("all-int8", "best-int8"))
+    assert own == pytest.approx(recomputed[(scheme, "max")], abs=1e-6)
+    assert best == pytest.approx(recomputed[chosen], abs=1e-6)
 
 
 def test_choice_recorded_in_settings_and_quant_config(vad_auto):
@@ -75,9 +76,9 @@ def test_choice_recorded_in_settings_and_quant_config(vad_auto):
     assert model.settings == settings
     features = [c for c in model.calibration.values() if c.tensor_type == FEATURE]
     assert all(c.symmetric == (not settings["asymmetric"]) for c in features)
-    chosen = label(settings["method"], settings["percentile"])
-    for cal in features:  # every feature node's own thresholds are the chosen method's range
-        assert (float(cal.rmin), float(cal.rmax)) == tuple(cal.alternatives[chosen])
+    assert settings["method"] == "max" and settings["best_int8"] != "max"
+    for cal in features:  # every feature node's own thresholds are the max range (the search's start)
+        assert (float(cal.rmin), float(cal.rmax)) == tuple(cal.alternatives["max"])
     config = to_quant_config(model, model.assignment(), get_profile("generic"))
     assert config["model_config"]["activation"] == {
         "calibration_type": settings["method"],
@@ -173,15 +174,47 @@ def test_explicit_method_and_profiles(tmp_path, demo_data, run_cli):
         assert code == 2 and problem in stderr, stderr
 
 
-def test_max_is_the_default_and_threshold_tuning_opt_in():
-    """auto made layout's winner 3x dearer and magika's held-out outputs NaN; threshold tuning lowered no winner's
-    cost (benchmarks/RESULTS.md): both stay opt-in."""
+def test_auto_is_the_default_and_threshold_tuning_opt_in():
+    """auto's scheme with max ranges gave the cheapest winners (benchmarks/RESULTS.md); threshold tuning lowered no
+    winner's cost: opt-in."""
     from autoprec.engine.driver import load_strategies
     from autoprec.engine.settings import DEFAULT_STRATEGIES
 
-    assert CalibrationSettings().method == "max"
+    assert CalibrationSettings().method == "auto"
     assert "threshold_tuning" not in DEFAULT_STRATEGIES
     assert [s.name for s in load_strategies(["baselines", "threshold_tuning"])] == ["baselines", "threshold_tuning"]
+
+
+def test_best_int8_passing_ends_the_search_the_sweep_starts_from_max(vad_auto, tmp_path):
+    evaluator = Evaluator(spec_of(vad_auto))
+    baselines = baseline_assignments(evaluator.model, get_profile("generic"))
+    own, best = (worst_output(evaluator.evaluate(baselines[b]), evaluator.outputs) for b in ("all-int8", "best-int8"))
+    assert best > own + 0.01
+    between = search(vad_auto, target=round((own + best) / 2, 4), budget=6, out=tmp_path / "between")
+    assert between.met and between.winner.assignment == baselines["best-int8"] and between.winner.cost == 0.0
+    assert [c.strategy for c in between.candidates] == ["baselines", "baselines"] and between.state.used == 2
+    above = search(vad_auto, target=round(best + 0.02, 4), budget=8, out=tmp_path / "above",
+                   strategies=("baselines", "threshold_sweep"))  # fmt: skip
+    swept = [c for c in above.candidates if c.strategy == "threshold_sweep"]
+    assert swept and all(q in ("int8", "int16") for c in swept for q in c.assignment.values()), "max ranges + int16"
+
+
+def test_auto_rejects_a_method_whose_all_int8_is_nan_on_any_calibration_file(tmp_path):
+    """magika: kl ranges give NaN outputs on some files; scored on the first 4 files, auto chose symmetric kl (0.975)."""
+    from autoprec.calibration.auto import all_int8
+    from autoprec.data import save_samples
+    from autoprec.evaluate.simulator import Simulator
+
+    samples = demo.make_samples("magika", 8)
+    save_samples(samples, tmp_path / "data")
+    model = calibrate(demo.fetch_model("magika"), tmp_path / "data", tmp_path / "out")
+    outputs = [o.name for o in model.model.graph.output]
+    session = Simulator(model).session(all_int8(model, "kl"))
+    assert not all(np.all(np.isfinite(session.run(outputs, s)[0])) for s in samples)
+    kl = {t["scheme"]: t["score"] for t in model.settings["auto_trials"] if t["label"] == "kl"}
+    assert kl == {"symmetric": None, "asymmetric": None} and model.settings["best_int8"] != "kl"
+    session = Simulator(model).session(all_int8(model, model.settings["best_int8"]))
+    assert all(np.all(np.isfinite(session.run(outputs, s)[0])) for s in samples)
 
 
 def test_a_nan_output_never_passes():

@@ -1,9 +1,17 @@
-"""`--method auto`: score the all-int8 model of every (method, scheme) and keep the best.
+"""`--method auto` (the default): score the all-int8 model of every (method, scheme); the best one's scheme is
+kept, its ranges become the `best-int8` baseline, and the model's own int8 ranges (where the search starts) are
+that scheme's max ranges.
 
-The score is the target metric of the search: mean cosine similarity over a few calibration samples,
-of the worst output (a non-finite output scores -inf, so it is never chosen). Each scheme's calibrated
-model carries every method's range per feature node (`CalibrationNode.alternatives`), so one simulator
-per scheme scores all methods through the very "int8@<label>" assignments the search uses.
+Why two range sets: the best all-int8 is not the best start for a mixed config. A clipped range (kl, percentile)
+spreads its clipping error over many nodes, and raising a node to int16 (over the max range) does not remove
+what the clipped nodes around it lose; with max ranges the damage sits in the few nodes whose wide range
+costs resolution, which int16 fixes (benchmarks/RESULTS.md, issue 14).
+
+The score is the target metric of the search: mean cosine similarity over the calibration samples (up to
+AUTO_SAMPLES), of the worst output; a non-finite output on any sample scores -inf, so it is never chosen
+(magika's kl ranges give NaN on some files). Each scheme's calibrated model carries every method's range per
+feature node (`CalibrationNode.alternatives`), so one simulator per scheme scores all methods through the very
+"int8@<label>" assignments the search uses.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ from autoprec.evaluate.metrics import compare
 from autoprec.evaluate.simulator import Simulator
 from autoprec.ir import FEATURE, CalibratedModel
 
-AUTO_SAMPLES = 4  # calibration samples each all-int8 is scored on
+AUTO_SAMPLES = 8  # calibration samples each all-int8 is scored on (4 missed magika's NaN with kl)
+START = "max"  # the range the search starts from, where the profile calibrates with it
 METRIC = "cosine-similarity"
 
 
@@ -58,6 +67,11 @@ def score_schemes(models: dict[str, CalibratedModel], labels: list[str], samples
 def best(trials: list[Trial]) -> Trial:
     """The highest score; ties go to the earlier trial (symmetric before asymmetric, max first)."""
     return max(trials, key=lambda t: t.score)
+
+
+def start_label(labels: list[str], best_label: str) -> str:
+    """The range the search starts from: max where the profile allows it, else the best all-int8's."""
+    return START if START in labels else best_label
 
 
 def _worst_output(references: list[list[np.ndarray]], results: list[list[np.ndarray]]) -> float:
