@@ -200,7 +200,7 @@ def test_best_int8_passing_ends_the_search_the_sweep_starts_from_max(vad_auto, t
 
 
 def test_auto_rejects_a_method_whose_all_int8_is_nan_on_any_calibration_file(tmp_path):
-    """magika: kl ranges give NaN outputs on some files; scored on the first 4 files, auto chose symmetric kl (0.975)."""
+    """magika: kl ranges give NaN outputs on some files; scored on the first 4, auto chose symmetric kl (0.975)."""
     from autoprec.calibration.auto import all_int8
     from autoprec.data import save_samples
     from autoprec.evaluate.simulator import Simulator

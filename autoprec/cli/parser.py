@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="float .onnx model")
     p.add_argument("--data", required=True, help="HMCT data folder (<input>/<i>.npy), .npz, or folder of .npz")
     p.add_argument("-o", "--out", default="model_output", help="output folder (default: model_output)")
-    p.add_argument("--method", default="max", help="max | percentile | kl | mse | auto (default: max; auto, "
-                   "opt-in: the best-scoring all-int8 of every method and scheme the profile allows)")  # fmt: skip
+    p.add_argument("--method", default="auto", help="max | percentile | kl | mse | auto (default "
+                   "auto: the scheme of the best all-int8 of every method and scheme allowed; max ranges)")  # fmt: skip
     p.add_argument("--percentile", type=float, default=99.999, help="for --method percentile")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default: per-channel)")
     scheme = p.add_mutually_exclusive_group()

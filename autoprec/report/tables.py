@@ -35,15 +35,22 @@ def baseline_table(outputs: list[str], results: dict[str, Scores], metric: str) 
 
 
 def calibration_table(settings: dict) -> Table:
-    """`calibrate --method auto`: each method and scheme's all-int8 score, the chosen one marked."""
+    """`calibrate --method auto`: each method and scheme's all-int8 score; marked: the best (the best-int8
+    baseline) and, in its scheme, the model's own ranges (all-int8, where the search starts)."""
     table = Table(title="Calibration: all-int8, mean cosine of the worst output (higher is better)")
     for name, justify in (("scheme", "left"), ("method", "left"), ("all-int8", "right"), ("", "left")):
         table.add_column(name, justify=justify)
-    scores = [t["score"] if t["score"] is not None else float("-inf") for t in settings["auto_trials"]]
-    chosen = scores.index(max(scores))  # the first best, as calibrate chose
-    for k, trial in enumerate(settings["auto_trials"]):
+    from autoprec.calibration.methods import label as range_label
+
+    scheme = "asymmetric" if settings["asymmetric"] else "symmetric"
+    own = range_label(settings["method"], settings["percentile"])
+    for trial in settings["auto_trials"]:
         score = "non-finite" if trial["score"] is None else _fmt(trial["score"])
-        table.add_row(trial["scheme"], trial["label"], score, "[green]chosen[/]" if k == chosen else "")
+        marks = [
+            text for text, label in (("[green]best: best-int8[/]", settings.get("best_int8")), ("search start", own))
+            if trial["scheme"] == scheme and trial["label"] == label
+        ]  # fmt: skip
+        table.add_row(trial["scheme"], trial["label"], score, ", ".join(marks))
     return table
 
 
