@@ -94,7 +94,7 @@ def run_model(name: str, budget: int, work: Path, chosen: list[str]) -> dict:
         started = time.perf_counter()
         result = search_sharing_analyses(
             work / f"cache-{key}", work / f"search-{len(report['searches'])}-{time.time():.0f}", calibrated[key],
-            data=work / "eval", target=target, budget=budget, strategies=strategies,
+            data=work / "eval", target=target, budget=budget, strategies=strategies, holdout=0,
         )  # fmt: skip
         winner = result.winner
         outputs = result.state.evaluator.outputs

@@ -7,11 +7,12 @@ spreads its clipping error over many nodes, and raising a node to int16 (over th
 what the clipped nodes around it lose; with max ranges the damage sits in the few nodes whose wide range
 costs resolution, which int16 fixes (benchmarks/RESULTS.md, issue 14).
 
-The score is the target metric of the search: mean cosine similarity over the calibration samples (up to
-AUTO_SAMPLES), of the worst output; a non-finite output on any sample scores -inf, so it is never chosen
-(magika's kl ranges give NaN on some files). Each scheme's calibrated model carries every method's range per
-feature node (`CalibrationNode.alternatives`), so one simulator per scheme scores all methods through the very
-"int8@<label>" assignments the search uses.
+The score is the target metric of the search: mean cosine similarity over the first AUTO_SAMPLES calibration
+samples, of the worst output; a non-finite output scores -inf, so it is never chosen, and the best all-int8 also
+runs on the other calibration samples: a non-finite output there rejects it too (magika's kl ranges score 0.975
+on 4 files and give NaN on a fifth). Scoring every trial on all samples would double layout's calibration time.
+Each scheme's calibrated model carries every method's range per feature node (`CalibrationNode.alternatives`), so
+one simulator per scheme scores all methods through the very "int8@<label>" assignments the search uses.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from autoprec.evaluate.metrics import compare
 from autoprec.evaluate.simulator import Simulator
 from autoprec.ir import FEATURE, CalibratedModel
 
-AUTO_SAMPLES = 8  # calibration samples each all-int8 is scored on (4 missed magika's NaN with kl)
+AUTO_SAMPLES = 4  # calibration samples each all-int8 is scored on (the best one also runs on the others)
 START = "max"  # the range the search starts from, where the profile calibrates with it
 METRIC = "cosine-similarity"
 
@@ -48,19 +49,29 @@ def all_int8(model: CalibratedModel, label: str) -> dict[str, str]:
 
 
 def score_schemes(models: dict[str, CalibratedModel], labels: list[str], samples: list[Sample]) -> list[Trial]:
-    """Every (scheme, label)'s all-int8 score on the first AUTO_SAMPLES samples, in trial order."""
-    samples = samples[:AUTO_SAMPLES]
+    """Every (scheme, label)'s all-int8 score on the first AUTO_SAMPLES samples, in trial order; the best one is
+    then run on the other calibration samples, and scores -inf (and the next best is run) if any output there is
+    non-finite."""
+    scored, rest = samples[:AUTO_SAMPLES], samples[AUTO_SAMPLES:]
     first = next(iter(models.values()))
     outputs = [o.name for o in first.model.graph.output]
     float_session = Simulator(first).session(None)
-    references = [float_session.run(outputs, s) for s in samples]
+    references = [float_session.run(outputs, s) for s in scored]
+    simulators = {scheme: Simulator(model) for scheme, model in models.items()}
     trials = []
     for scheme, model in models.items():
-        simulator = Simulator(model)
         for name in labels:
-            session = simulator.session(all_int8(model, name))
-            results = [session.run(outputs, s) for s in samples]
+            session = simulators[scheme].session(all_int8(model, name))
+            results = [session.run(outputs, s) for s in scored]
             trials.append(Trial(scheme, name, _worst_output(references, results)))
+    for k in sorted(range(len(trials)), key=lambda k: -trials[k].score):
+        trial = trials[k]
+        if not np.isfinite(trial.score):
+            break
+        session = simulators[trial.scheme].session(all_int8(models[trial.scheme], trial.label))
+        if all(np.all(np.isfinite(r)) for s in rest for r in session.run(outputs, s)):
+            break
+        trials[k] = Trial(trial.scheme, trial.label, float("-inf"))
     return trials
 
 

@@ -219,7 +219,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     model, data = write_demo_data(args.name, work, args.num_samples, force=True)
     console.print(f"[bold]1/4[/] demo model and {args.num_samples} realistic samples -> {work}")
     calibrated = calibrate(model, data, work / "model_output", force=True)
-    if calibrated.settings["auto_trials"]:  # only with --method auto (max is the default)
+    if calibrated.settings["auto_trials"]:
         Console().print(calibration_table(calibrated.settings))
     console.print(f"[bold]2/4[/] calibrated -> {work / 'model_output'}")
     console.print("[bold]3/4[/] baselines")
