@@ -225,3 +225,21 @@ def test_a_nan_output_never_passes():
     scores = Scores({"out": {COSINE: np.array([0.999, np.nan])}})
     target = build_target(["out"], 0.9)
     assert not target.passes(scores) and target.failing(scores) == ["out"]
+
+
+def test_fast_histogram_counts_as_numpy_does(vad_auto):
+    """The calibration histograms (bincount) against np.histogram, on vad's real inputs and outputs."""
+    from autoprec.calibration.methods import NUM_BINS, _histogram
+    from autoprec.data import load_samples, model_inputs
+    from autoprec.evaluate.simulator import Simulator
+
+    model = CalibratedModel.load(vad_auto / "calibrated_model.onnx")
+    sample = load_samples(vad_auto / "calibration_data", model_inputs(model.model), 1)[0]
+    outputs = [o.name for o in model.model.graph.output]
+    values = [v for v in [*sample.values(), *Simulator(model).session(None).run(outputs, sample)] if v.dtype.kind == "f"]
+    assert sum(v.size for v in values) > 10000
+    for value in [*values, np.full(10, 2.5, np.float32), np.array([1.0, np.nan, 3.0], np.float32)]:
+        low, high = float(np.nanmin(value)), float(np.nanmax(value))
+        expected = np.histogram(value[np.isfinite(value)], NUM_BINS, range=(low, high))[0]
+        got = _histogram(value, low, high)
+        assert got.sum() == expected.sum() and np.abs(got - expected).sum() <= max(2, value.size // 5000)

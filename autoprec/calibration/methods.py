@@ -106,8 +106,8 @@ def collect(model: onnx.ModelProto, samples: list[Sample], op_types: list[str], 
         for name, value in activations() if usable else ():
             if name in usable:
                 low, high, abs_low, abs_high = bounds[name]
-                absolute[name] += np.histogram(np.abs(value), NUM_BINS, range=(abs_low, abs_high))[0]
-                signed[name] += np.histogram(value, NUM_BINS, range=(-abs_high, abs_high))[0]
+                absolute[name] += _histogram(np.abs(value), abs_low, abs_high)
+                signed[name] += _histogram(value, -abs_high, abs_high)
     minmax = {n: (float(b[0]), float(b[1])) for n, b in bounds.items()}
     abs_collector = HistogramCollector("percentile", True, NUM_BINS, NUM_QUANTIZED_BINS, 99.999, "same")
     signed_collector = HistogramCollector("entropy", False, NUM_BINS, NUM_QUANTIZED_BINS, 99.999, "same")
@@ -116,6 +116,18 @@ def collect(model: onnx.ModelProto, samples: list[Sample], op_types: list[str], 
         abs_collector.histogram_dict[name] = (absolute[name], edges[name][0], low, high)
         signed_collector.histogram_dict[name] = (signed[name], edges[name][1], low, high, abs_high)
     return Collection(minmax, abs_collector, signed_collector)
+
+
+def _histogram(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """NUM_BINS equal bins over [low, high] (which hold every finite value), as np.histogram counts them up to
+    float rounding at bin edges, ~3x faster (half of layout's auto calibration was np.histogram)."""
+    values = values.ravel()
+    if low == high:  # np.histogram's rule for an empty range
+        low, high = low - 0.5, high + 0.5
+    if not np.isfinite(values.sum(dtype=np.float64)):
+        values = values[np.isfinite(values)]
+    index = ((values - np.float32(low)) * np.float32(NUM_BINS / (high - low))).astype(np.intp)
+    return np.bincount(np.clip(index, 0, NUM_BINS - 1, out=index), minlength=NUM_BINS)
 
 
 def _edges(low: np.float32, high: np.float32) -> np.ndarray | None:
