@@ -236,7 +236,8 @@ def test_fast_histogram_counts_as_numpy_does(vad_auto):
     model = CalibratedModel.load(vad_auto / "calibrated_model.onnx")
     sample = load_samples(vad_auto / "calibration_data", model_inputs(model.model), 1)[0]
     outputs = [o.name for o in model.model.graph.output]
-    values = [v for v in [*sample.values(), *Simulator(model).session(None).run(outputs, sample)] if v.dtype.kind == "f"]
+    arrays = [*sample.values(), *Simulator(model).session(None).run(outputs, sample)]
+    values = [v for v in arrays if v.dtype.kind == "f"]
     assert sum(v.size for v in values) > 10000
     for value in [*values, np.full(10, 2.5, np.float32), np.array([1.0, np.nan, 3.0], np.float32)]:
         low, high = float(np.nanmin(value)), float(np.nanmax(value))

@@ -26,4 +26,3 @@ def baseline_assignments(model: CalibratedModel, profile: HardwareProfile) -> di
     if half:
         baselines["all-float16"] = {n: "float16" if n in half else q for n, q in baselines["all-int16"].items()}
     return baselines
-
