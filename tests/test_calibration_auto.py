@@ -244,3 +244,13 @@ def test_fast_histogram_counts_as_numpy_does(vad_auto):
         expected = np.histogram(value[np.isfinite(value)], NUM_BINS, range=(low, high))[0]
         got = _histogram(value, low, high)
         assert got.sum() == expected.sum() and np.abs(got - expected).sum() <= max(2, value.size // 5000)
+
+
+def test_cli_calibrates_with_auto_by_default(tmp_path, demo_data, run_cli):
+    code, stderr = run_cli("calibrate", demo.fetch_model("vad"), "--data", demo_data("vad"), "-o", tmp_path / "d")
+    assert code == 0, stderr
+    settings = json.loads((tmp_path / "d" / "calibration_settings.json").read_text())
+    assert settings["selected_by"] == "auto" and settings["method"] == "max" and len(settings["auto_trials"]) == 12
+    scheme = "asymmetric" if settings["asymmetric"] else "symmetric"
+    scores = {(t["scheme"], t["label"]): t["score"] for t in settings["auto_trials"]}
+    assert scores[(scheme, settings["best_int8"])] == max(s for s in scores.values() if s is not None)
