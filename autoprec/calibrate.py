@@ -48,6 +48,7 @@ FEATURE_INPUTS: dict[str, tuple[int, ...] | None] = {
 # near 0 under uniform quantization, even int16 (silero-vad's STFT magnitude: cosine 0.88); chips keep them float.
 WEIGHT_AXIS = {"Conv": 0, "ConvTranspose": 1, "Gemm": None, "MatMul": -1}  # per-channel axis of input 1
 AUTO = "auto"
+STARTS = ("max", "best")  # auto: the model's own int8 ranges (CalibrationSettings.start)
 
 
 @dataclass
@@ -59,6 +60,7 @@ class CalibrationSettings:
     percentile: float = 99.999  # for method percentile
     per_channel: bool = True  # per-channel weights (if the profile allows)
     asymmetric: bool | None = None  # None: auto tries both schemes the profile allows; a fixed method: symmetric
+    start: str = "max"  # auto: the model's own ranges: max (in the chosen scheme) or the best all-int8's ("best")
     num_samples: int = 0
     profile: str = "generic"
 
@@ -105,7 +107,7 @@ def calibrate(
         models[scheme] = CalibratedModel(prepared, nodes)
     trials = score_schemes(models, labels, samples) if settings.method == AUTO else []
     chosen = best(trials) if trials else Trial(schemes[0], label(settings.method, settings.percentile), float("nan"))
-    own = start_label(labels, chosen.label) if trials else chosen.label
+    own = start_label(labels, chosen.label) if trials and settings.start == "max" else chosen.label
     calibrated = models[chosen.scheme]
     for cal in calibrated.calibration.values():
         if cal.tensor_type == FEATURE:
@@ -132,6 +134,8 @@ def _plan(settings: CalibrationSettings, profile: HardwareProfile) -> tuple[list
     if settings.method != AUTO and settings.method not in profile.calibration_methods:
         allowed = ", ".join(m for m in METHODS if m in profile.calibration_methods)
         raise UserError(f"profile '{profile.name}' does not calibrate with '{settings.method}'; use auto or {allowed}")
+    if settings.start not in STARTS:
+        raise UserError(f"unknown --start '{settings.start}'; use {' or '.join(STARTS)}")
     if settings.asymmetric and not profile.asymmetric:
         raise UserError(f"profile '{profile.name}' has no asymmetric activations; drop --asymmetric")
     if settings.method == "percentile" and not 0 < settings.percentile <= 100:

@@ -30,8 +30,8 @@ SEARCH_SAMPLES = {"layout": 4, "ocr_det": 4, "vad": 8, "magika": 8}
 TARGETS = {"layout": 0.97, "ocr_det": 0.99, "vad": 0.99, "magika": 0.99}
 # run -> (model, profile, calibration, budget); a plain model name: generic profile, default calibration, 50
 RUNS = {
-    "vad-symmetric": ("vad", "symmetric", CalibrationSettings(method="auto", profile="symmetric"), 35),
-    "vad-asymmetric": ("vad", "generic", CalibrationSettings(method="auto", asymmetric=True), 35),
+    "vad-symmetric": ("vad", "symmetric", CalibrationSettings(method="auto", profile="symmetric", start="best"), 35),
+    "vad-asymmetric": ("vad", "generic", CalibrationSettings(method="auto", asymmetric=True, start="best"), 35),
 }
 COSINE = "cosine-similarity"
 

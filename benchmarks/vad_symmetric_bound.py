@@ -59,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=tempfile.gettempdir() + "/autoprec-vad-bound")
     folder = Path(parser.parse_args().out)
-    workdir = demo_workdir("vad", 8, folder, CalibrationSettings(method="auto", profile="symmetric"))
+    workdir = demo_workdir("vad", 8, folder, CalibrationSettings(method="auto", profile="symmetric", start="best"))
     save_samples(make_samples("vad", 12)[8:], folder / "held")
     evaluator = Evaluator(EvalSpec(str(workdir / "calibrated_model.onnx"), str(workdir / "calibration_data")))
     held = Evaluator(EvalSpec(str(workdir / "calibrated_model.onnx"), str(folder / "held")))

@@ -13,6 +13,7 @@ import pytest
 from autoprec import demo
 from autoprec.api import search
 from autoprec.calibrate import CalibrationSettings, calibrate
+from autoprec.calibration.methods import label
 from autoprec.engine.baselines import baseline_assignments
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.evaluate.exported import score_exported
@@ -254,3 +255,19 @@ def test_cli_calibrates_with_auto_by_default(tmp_path, demo_data, run_cli):
     scheme = "asymmetric" if settings["asymmetric"] else "symmetric"
     scores = {(t["scheme"], t["label"]): t["score"] for t in settings["auto_trials"]}
     assert scores[(scheme, settings["best_int8"])] == max(s for s in scores.values() if s is not None)
+
+
+def test_start_best_keeps_the_best_all_int8_as_the_models_own(vad_auto, tmp_path, demo_data, run_cli):
+    """`--start best` (auto before issue 14's default; issue 10's vad measurements use it): the best all-int8's ranges
+    are the model's own, so no separate best-int8 baseline."""
+    model = calibrate(demo.fetch_model("vad"), demo_data("vad"), tmp_path / "b", CalibrationSettings(start="best"))
+    default = CalibratedModel.load(vad_auto / "calibrated_model.onnx")
+    assert model.settings["auto_trials"] == default.settings["auto_trials"]
+    chosen = label(model.settings["method"], model.settings["percentile"])
+    assert chosen == model.settings["best_int8"] == default.settings["best_int8"] != "max"
+    assert all((float(c.rmin), float(c.rmax)) == tuple(c.alternatives[chosen])
+               for c in model.calibration.values() if c.tensor_type == FEATURE)  # fmt: skip
+    assert "best-int8" not in baseline_assignments(model, get_profile("generic"))
+    code, stderr = run_cli("calibrate", demo.fetch_model("vad"), "--data", demo_data("vad"), "-o", tmp_path / "x",
+                           "--start", "kl")  # fmt: skip
+    assert code == 2 and "--start" in stderr, stderr

@@ -25,8 +25,8 @@ def calibrated(tmp_path_factory, demo_data):
     """scheme -> model_output of VAD calibrated with `--method auto` (4 clips), symmetric or asymmetric."""
     folder = tmp_path_factory.mktemp("vad-ranges")
     settings = {
-        "symmetric": CalibrationSettings(method="auto", profile="symmetric"),
-        "asymmetric": CalibrationSettings(method="auto", asymmetric=True),
+        "symmetric": CalibrationSettings(method="auto", profile="symmetric", start="best"),
+        "asymmetric": CalibrationSettings(method="auto", asymmetric=True, start="best"),
     }
     for scheme, setting in settings.items():
         calibrate(fetch_model("vad"), demo_data("vad"), folder / scheme, setting)
@@ -64,7 +64,10 @@ def test_symmetric_chip_keeps_only_the_stft_magnitude_conv_above_int8(tmp_path):
     MAC input a symmetric int8 cannot carry; prune lowers the LSTM input from int16 to its tuned int8 range."""
     save_samples(make_samples("vad", 8), tmp_path / "data")
     calibrate(
-        fetch_model("vad"), tmp_path / "data", tmp_path / "mo", CalibrationSettings(method="auto", profile="symmetric")
+        fetch_model("vad"),
+        tmp_path / "data",
+        tmp_path / "mo",
+        CalibrationSettings(method="auto", profile="symmetric", start="best"),
     )
     best, share = _search(tmp_path / "mo", tmp_path / "out", "symmetric", 8)
     assert best.holds

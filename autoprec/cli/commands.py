@@ -29,7 +29,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from autoprec.report import calibration_table
 
     settings = CalibrationSettings(
-        args.method, args.percentile, not args.per_tensor, args.asymmetric, profile=args.profile
+        args.method, args.percentile, not args.per_tensor, args.asymmetric, args.start, profile=args.profile
     )  # fmt: skip
     model = calibrate(args.model, args.data, args.out, settings, args.num_samples, force=args.force)
     if model.settings["auto_trials"]:

@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="auto", help="max | percentile | kl | mse | auto (default "
                    "auto: the scheme of the best all-int8 of every method and scheme allowed; max ranges)")  # fmt: skip
     p.add_argument("--percentile", type=float, default=99.999, help="for --method percentile")
+    p.add_argument("--start", default="max", help="auto: the model's own int8 ranges (where the search starts): max "
+                   "(default) or best (the best all-int8's)")  # fmt: skip
     p.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default: per-channel)")
     scheme = p.add_mutually_exclusive_group()
     scheme.add_argument("--asymmetric", action="store_const", const=True, dest="asymmetric",
