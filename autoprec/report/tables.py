@@ -47,7 +47,7 @@ def calibration_table(settings: dict) -> Table:
     for trial in settings["auto_trials"]:
         score = "non-finite" if trial["score"] is None else _fmt(trial["score"])
         marks = [
-            text for text, label in (("[green]best: best-int8[/]", settings.get("best_int8")), ("search start", own))
+            text for text, label in (("[green]best all-int8[/]", settings.get("best_int8")), ("search start", own))
             if trial["scheme"] == scheme and trial["label"] == label
         ]  # fmt: skip
         table.add_row(trial["scheme"], trial["label"], score, ", ".join(marks))
