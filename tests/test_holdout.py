@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from autoprec import api, demo
-from autoprec.calibrate import calibrate
+from autoprec.calibrate import CalibrationSettings, calibrate
 from autoprec.data import save_samples
 from autoprec.engine.baselines import baseline_assignments
 from autoprec.engine.holdout import CACHE, hardness, plan_holdout, split_indices
@@ -167,7 +167,7 @@ def test_search_moves_on_after_a_held_out_failure(tmp_path):
     """8 VAD clips (demo samples 8-15): 2 are held out by default; the cheapest config that meets 0.9 on the
     other 6 misses it on those 2, so the search tightens its working target and finds one that holds."""
     save_samples(demo.make_samples("vad", 16)[8:], tmp_path / "data")
-    calibrate(demo.fetch_model("vad"), tmp_path / "data", tmp_path / "model_output")
+    calibrate(demo.fetch_model("vad"), tmp_path / "data", tmp_path / "model_output", CalibrationSettings(method="max"))
     result = api.search(tmp_path / "model_output", target=0.9, budget=12, out=tmp_path / "out")
     state = result.state
     assert len(state.search_indices) == 6 and len(state.holdout.plan.held) == 2
