@@ -27,6 +27,7 @@ from onnx import numpy_helper, version_converter
 
 from autoprec.calibration.auto import Trial, best, score_schemes, start_label
 from autoprec.calibration.methods import ABSURD_RANGE, METHODS, PERCENTILES, SCHEMES, collect, label, parse_label
+from autoprec.calibration.unsigned import make_unsigned
 from autoprec.data import Sample, load_samples, model_inputs, save_samples
 from autoprec.errors import UserError
 from autoprec.evaluate.runs import run_sample
@@ -104,6 +105,8 @@ def calibrate(
         asymmetric = SCHEMES[scheme]
         scheme_ranges = {n: collection.ranges(n, asymmetric) for n in labels} if asymmetric else ranges
         nodes = _calibration_nodes(prepared, scheme_ranges, kept_float, asymmetric, settings.per_channel)
+        if not asymmetric and profile.unsigned:  # the chip's symmetric scheme: uint8 for a never-negative tensor
+            make_unsigned(nodes, collection)
         models[scheme] = CalibratedModel(prepared, nodes)
     trials = score_schemes(models, labels, samples) if settings.method == AUTO else []
     chosen = best(trials) if trials else Trial(schemes[0], label(settings.method, settings.percentile), float("nan"))
@@ -122,6 +125,7 @@ def calibrate(
         "float_model_sha256": hashlib.sha256(Path(model_path).read_bytes()).hexdigest(),
         "seconds": round(time.perf_counter() - started, 2),
         "kept_float": kept_float,
+        "unsigned": profile.unsigned and not settings.asymmetric,
     }
     _write_output(calibrated, samples, out_dir, calibrated.settings)
     return calibrated

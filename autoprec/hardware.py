@@ -10,7 +10,8 @@ Add one with a JSON file:
      "qtypes": ["int8", "int16", "float32"],              # optional: no float16 on this chip
      "op_qtypes": {"Sqrt": {"0": ["int8", "float32"]}},   # optional: per op type and input index
      "costs": {"mac": {"int16": 2.5}, "element": {"float32": 10}},   # optional: override the default rates
-     "asymmetric": false, "per_channel": true, "calibration_methods": ["max", "kl"]}  # optional: all allowed
+     "asymmetric": false, "unsigned": true,                # optional: asymmetric true, unsigned false
+     "per_channel": true, "calibration_methods": ["max", "kl"]}  # optional: all allowed
 
 and `--profile mychip.json`.
 """
@@ -62,7 +63,9 @@ class CostModel:
 class HardwareProfile:
     """What a target chip allows: the `qtypes` it offers (int8 always), int16 everywhere except the
     `forced_int8` op inputs, `op_qtypes` overrides per (op type, input index), and its `costs`; asymmetric
-    activations, per-channel weights and the calibration methods its compiler implements."""
+    activations, per-channel weights and the calibration methods its compiler implements. `unsigned`: its
+    symmetric scheme quantizes a never-negative tensor over [0, T] as uint8/uint16 with zero point 0
+    (autoprec.calibration.unsigned); without it symmetric means signed only."""
 
     name: str
     forced_int8: frozenset[tuple[str, int]] = frozenset()
@@ -73,6 +76,7 @@ class HardwareProfile:
     asymmetric: bool = True
     per_channel: bool = True
     calibration_methods: frozenset[str] = frozenset(CALIBRATION_METHODS)
+    unsigned: bool = False
 
     @property
     def identity(self) -> str:
@@ -131,8 +135,15 @@ PROFILES = {
     "generic": HardwareProfile("generic", description="every calibration node may be int16, float16 or float32"),
     "symmetric": HardwareProfile(
         "symmetric",
-        description="generic, on a chip without asymmetric quantization: symmetric activations only "
-        "(int8 [-127, 127], int16 [-32767, 32767] around 0)",
+        description="generic, on a chip without asymmetric quantization: zero point 0 only; int8 [-127, 127], or "
+        "uint8 [0, 255] for a tensor never negative (int16/uint16 likewise), as AIMET's and OpenVINO's symmetric",
+        asymmetric=False,
+        unsigned=True,
+    ),
+    "symmetric-signed": HardwareProfile(
+        "symmetric-signed",
+        description="generic, on a chip with signed symmetric quantization only (TensorRT-style): int8 [-127, 127], "
+        "int16 [-32767, 32767] around 0, also for tensors never negative",
         asymmetric=False,
     ),
     "hmct": HardwareProfile(
@@ -187,6 +198,7 @@ def profile_from_json(data: dict) -> HardwareProfile:
     return HardwareProfile(
         str(data["name"]), forced, str(data.get("description", "")), qtypes, op_qtypes, model,
         bool(data.get("asymmetric", True)), bool(data.get("per_channel", True)), methods,
+        bool(data.get("unsigned", False)),
     )  # fmt: skip
 
 

@@ -46,6 +46,8 @@ def to_quant_config(
             "per_channel": settings.get("per_channel", True),
             "asymmetric": settings.get("asymmetric", False),
         }
+        if settings.get("unsigned"):  # symmetric, uint8/uint16 with zero point 0 on never-negative tensors
+            config["model_config"]["activation"]["unsigned"] = True
     covered: set[str] = set()
     if subgraphs:
         config["subgraph_config"] = subgraphs

@@ -1,7 +1,7 @@
 """Issue 10 benchmark: the default search (float_fallback and the lattice-aware prune included) on the demo
 models, each winner described under the chip cost model and under the old MACs-only cost.
 
-    nice -n 10 python -m benchmarks.float_qtypes --models vad-symmetric,vad-asymmetric,vad,magika,layout,ocr_det
+    nice -n 10 python -m benchmarks.float_qtypes --models vad-symmetric,vad-symmetric-signed,vad-asymmetric,vad,magika
 
 Same setup as benchmarks/run.py's search part: 8 calibration samples, the search on the first 4 (layout,
 ocr_det) or 8 (vad, magika), budget 50, the generic profile (symmetric activations: the default
@@ -30,8 +30,16 @@ SEARCH_SAMPLES = {"layout": 4, "ocr_det": 4, "vad": 8, "magika": 8}
 TARGETS = {"layout": 0.97, "ocr_det": 0.99, "vad": 0.99, "magika": 0.99}
 # run -> (model, profile, calibration, budget); a plain model name: generic profile, default calibration, 50
 RUNS = {
-    "vad-symmetric": ("vad", "symmetric", CalibrationSettings(method="auto", profile="symmetric", start="best"), 35),
+    "vad-symmetric": ("vad", "symmetric", CalibrationSettings("auto", profile="symmetric", start="best"), 35),
+    "vad-symmetric-signed": (
+        "vad",
+        "symmetric-signed",
+        CalibrationSettings("auto", profile="symmetric-signed", start="best"),
+        35,
+    ),
     "vad-asymmetric": ("vad", "generic", CalibrationSettings(method="auto", asymmetric=True, start="best"), 35),
+    "vad-symmetric-max": ("vad", "symmetric", CalibrationSettings("max", profile="symmetric"), 35),
+    "vad-symmetric-signed-max": ("vad", "symmetric-signed", CalibrationSettings("max", profile="symmetric-signed"), 35),
 }
 COSINE = "cosine-similarity"
 
@@ -77,7 +85,7 @@ def run(run_name: str, folder: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--models", default="vad-symmetric,vad-asymmetric,vad,magika,layout,ocr_det")
+    parser.add_argument("--models", default=",".join([*RUNS, "vad", "magika", "layout", "ocr_det"]))
     parser.add_argument("--out", default=tempfile.gettempdir() + "/autoprec-issue10")
     args = parser.parse_args()
     folder = Path(args.out)

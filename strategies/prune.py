@@ -4,7 +4,9 @@ lowerable prefix of the units ordered by least damage per cost (a bisection, ~lo
 one unit at a time, then one entry at a time, where an entry is a unit's weights or its activations (a
 Conv's weight may go back to int8 while its input stays int16: half the MACs cost on the chip), until no
 single entry can be lowered (1-minimal). An entry lowered to int8 takes the search base's int8 range (the
-"int8@<method>" range a strategy tuned there, e.g. float_fallback), not its calibrated one.
+"int8@<method>" range a strategy tuned there, e.g. float_fallback), not its calibrated one. With budget left,
+an int16 activation entry then tries each of its other int8 ranges (calibration `--method auto` keeps every
+method's), and a lowering that passes starts the entry pass again.
 
 Reads: `search.best`. Publishes: `results.one_minimal` (every single one-step lowering of an entry was
 evaluated and fails).
@@ -14,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from autoprec.ir import FEATURE, WEIGHT
+from autoprec.ir import FEATURE, WEIGHT, CalibrationNode, parse_qtype
+from autoprec.ir.records import FULL_RANGE
 from autoprec.strategy import SearchView, Strategy, bisect
 
 
@@ -51,6 +54,8 @@ class Prune(Strategy):
             if part
         ]
         current = self._one_at_a_time(search, current, entries)
+        while (lowered := self._other_range(search, current, entries)) is not None:
+            current = self._one_at_a_time(search, lowered, entries)
         steps = [t for t in (self._lowered(search, current, [e]) for e in entries) if t != current]
         search.results.one_minimal = all(self._known_to_fail(search, t) for t in steps)
 
@@ -66,6 +71,29 @@ class Prune(Strategy):
                 if trial != current and search.remaining > 0 and self._passes(search, trial):
                     current, changed = trial, True
         return current
+
+    def _other_range(
+        self, search: SearchView, current: dict[str, str], entries: list[Sequence[str]]
+    ) -> dict[str, str] | None:
+        """The first int16 activation entry lowered to one of its int8 ranges (distinct, not yet evaluated) that
+        passes; None if none does or the budget ends."""
+        calibration = search.model.calibration
+        for entry in entries:
+            if any(calibration[n].tensor_type != FEATURE or current[n] != "int16" for n in entry):
+                continue
+            ranges = {
+                tuple(calibration[n].alternatives.get(label) for n in entry): label
+                for n in entry for label in calibration[n].alternatives
+            }  # fmt: skip
+            tried = tuple(_range(calibration[n], search.base[n]) for n in entry)  # lowering to the base's range
+            labels = sorted((label for key, label in ranges.items() if key != tried), key=lambda x: x == FULL_RANGE)
+            for label in labels:  # clipped ranges first: the unclipped one rarely wins at 8 bits
+                trial = {**current, **{n: f"int8@{label}" for n in entry if label in calibration[n].alternatives}}
+                if search.remaining <= 0:
+                    return None
+                if search.known(trial) is None and self._passes(search, trial):
+                    return trial
+        return None
 
     def _lowered(self, search: SearchView, assignment: dict[str, str], entries: list[Sequence[str]]) -> dict:
         """`assignment` with every node of `entries` one lattice step lower (nodes at int8 stay)."""
@@ -85,3 +113,9 @@ class Prune(Strategy):
     def _known_to_fail(self, search: SearchView, assignment: dict[str, str]) -> bool:
         candidate = search.known(assignment)
         return candidate is not None and not candidate.passed
+
+
+def _range(cal: CalibrationNode, qtype: str) -> tuple[float, float]:
+    """The (rmin, rmax) an int8 qtype quantizes a feature node with, as `alternatives` stores ranges."""
+    label = parse_qtype(qtype)[1]
+    return cal.alternatives[label] if label else (float(cal.rmin), float(cal.rmax))

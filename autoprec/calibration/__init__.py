@@ -1,3 +1,4 @@
-"""Calibration internals: every method's ranges from one pass (`methods`), and `--method auto` (`auto`).
+"""Calibration internals: every method's ranges from one pass (`methods`), `--method auto` (`auto`), and
+unsigned symmetric activations for profiles that have them (`unsigned`).
 
 The entry point is `autoprec.calibrate.calibrate`."""

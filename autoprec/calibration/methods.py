@@ -71,6 +71,15 @@ class Collection:
             result = collector.compute_percentile()
         return maximum | {t: (float(v[0]), float(v[1])) for t, v in result.items()}
 
+    def unsigned_ranges(self, name: str) -> dict[str, Range]:
+        """tensor -> (rmin, rmax) of the method labelled `name` for a never-negative tensor quantized over [0, T]
+        with 255 steps (autoprec.calibration.unsigned): the symmetric scheme's threshold T (|x| is x there: a
+        percentile cuts the upper tail), mse's fitted to 255 steps instead of 127."""
+        ranges = self.ranges(name, asymmetric=False)
+        if name == "mse":
+            ranges |= {t: _mse_range(*h, levels=255) for t, h in self.absolute.histogram_dict.items()}
+        return ranges
+
 
 def collect(model: onnx.ModelProto, samples: list[Sample], op_types: list[str], histograms: bool = True) -> Collection:
     """Every float input/output of `op_types`, as extra outputs of onnxruntime's augmented model, in two passes
@@ -200,9 +209,10 @@ def _smooth(x: np.ndarray, valid: np.ndarray, eps: float = 0.0001) -> tuple[np.n
     return np.where(valid, x + eps * zeros - eps1 * nonzeros, 0), count[:, 0] > 0
 
 
-def _mse_range(hist: np.ndarray, edges: np.ndarray, low: float, high: float) -> Range:
+def _mse_range(hist: np.ndarray, edges: np.ndarray, low: float, high: float, levels: int = 127) -> Range:
     """The clipping threshold T (a bin edge of the |x| histogram) that minimizes the expected int8 error:
-    rounding noise (T/127)^2/12 for values inside, squared clipping distance for values beyond."""
+    rounding noise (T/levels)^2/12 for values inside (127: signed, 255: unsigned), squared clipping distance
+    for values beyond."""
     counts = hist.astype(np.float64)
     centers = (edges[:-1].astype(np.float64) + edges[1:]) / 2
     candidates = edges[1:].astype(np.float64)
@@ -212,6 +222,6 @@ def _mse_range(hist: np.ndarray, edges: np.ndarray, low: float, high: float) -> 
     tail_c2 = np.cumsum((counts * centers**2)[::-1])[::-1]
     beyond = np.append(tail_n[1:], 0.0), np.append(tail_c[1:], 0.0), np.append(tail_c2[1:], 0.0)
     clipping = beyond[2] - 2 * candidates * beyond[1] + candidates**2 * beyond[0]
-    rounding = (counts.sum() - beyond[0]) * (candidates / 127) ** 2 / 12
+    rounding = (counts.sum() - beyond[0]) * (candidates / levels) ** 2 / 12
     threshold = float(candidates[np.argmin(clipping + rounding)])
     return max(float(low), -threshold), min(float(high), threshold)

@@ -177,7 +177,7 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("workdir", nargs="?", default=".", help="model_output folder or calibrated model (default: .)")
     p.add_argument("--data", "--eval-data", dest="data", help="evaluation data (default: <workdir>/calibration_data)")
     p.add_argument("--num-samples", type=int, help="use only the first N samples")
-    p.add_argument("--profile", default="generic", help="hardware profile: generic, symmetric, hmct, or a .json file")
+    p.add_argument("--profile", default="generic", help="hardware profile: generic, symmetric(-signed), hmct, or .json")
     p.add_argument("--jobs", type=parse_jobs, default=1, help="worker processes, or auto: the cores (default: 1)")
     _add_float_model(p)
 
