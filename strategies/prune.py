@@ -5,8 +5,9 @@ one unit at a time, then one entry at a time, where an entry is a unit's weights
 Conv's weight may go back to int8 while its input stays int16: half the MACs cost on the chip), until no
 single entry can be lowered (1-minimal). An entry lowered to int8 takes the search base's int8 range (the
 "int8@<method>" range a strategy tuned there, e.g. float_fallback), not its calibrated one. With budget left,
-an int16 activation entry then tries each of its other int8 ranges (calibration `--method auto` keeps every
-method's), and a lowering that passes starts the entry pass again.
+a unit with int16 activations then tries them at each of their other int8 ranges (calibration `--method auto`
+keeps every method's) with its weights one step lower too, and a lowering that passes starts the entry pass
+again.
 
 Reads: `search.best`. Publishes: `results.one_minimal` (every single one-step lowering of an entry was
 evaluated and fails).
@@ -54,7 +55,7 @@ class Prune(Strategy):
             if part
         ]
         current = self._one_at_a_time(search, current, entries)
-        while (lowered := self._other_range(search, current, entries)) is not None:
+        while (lowered := self._other_range(search, current, units)) is not None:
             current = self._one_at_a_time(search, lowered, entries)
         steps = [t for t in (self._lowered(search, current, [e]) for e in entries) if t != current]
         search.results.one_minimal = all(self._known_to_fail(search, t) for t in steps)
@@ -73,22 +74,26 @@ class Prune(Strategy):
         return current
 
     def _other_range(
-        self, search: SearchView, current: dict[str, str], entries: list[Sequence[str]]
+        self, search: SearchView, current: dict[str, str], units: list[Sequence[str]]
     ) -> dict[str, str] | None:
-        """The first int16 activation entry lowered to one of its int8 ranges (distinct, not yet evaluated) that
-        passes; None if none does or the budget ends."""
+        """The first unit with int16 activations moved to int8 at one of their other ranges (distinct, not the
+        base's, not yet evaluated), its weights one step lower too, that passes; None if none does or the
+        budget ends."""
         calibration = search.model.calibration
-        for entry in entries:
-            if any(calibration[n].tensor_type != FEATURE or current[n] != "int16" for n in entry):
+        for unit in units:
+            features = [n for n in unit if calibration[n].tensor_type == FEATURE and current[n] == "int16"]
+            if not features:
                 continue
+            weights = tuple(n for n in unit if calibration[n].tensor_type == WEIGHT)
+            lowered = self._lowered(search, current, [weights])
             ranges = {
-                tuple(calibration[n].alternatives.get(label) for n in entry): label
-                for n in entry for label in calibration[n].alternatives
+                tuple(calibration[n].alternatives.get(label) for n in features): label
+                for n in features for label in calibration[n].alternatives
             }  # fmt: skip
-            tried = tuple(_range(calibration[n], search.base[n]) for n in entry)  # lowering to the base's range
+            tried = tuple(_range(calibration[n], search.base[n]) for n in features)  # the unit pass's lowering
             labels = sorted((label for key, label in ranges.items() if key != tried), key=lambda x: x == FULL_RANGE)
             for label in labels:  # clipped ranges first: the unclipped one rarely wins at 8 bits
-                trial = {**current, **{n: f"int8@{label}" for n in entry if label in calibration[n].alternatives}}
+                trial = {**lowered, **{n: f"int8@{label}" for n in features if label in calibration[n].alternatives}}
                 if search.remaining <= 0:
                     return None
                 if search.known(trial) is None and self._passes(search, trial):
