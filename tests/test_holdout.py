@@ -19,7 +19,7 @@ from autoprec.calibrate import CalibrationSettings, calibrate
 from autoprec.data import save_samples
 from autoprec.engine.baselines import baseline_assignments
 from autoprec.engine.holdout import CACHE, hardness, plan_holdout, split_indices
-from autoprec.engine.margin import mean_bound, working_target
+from autoprec.engine.margin import drop_noise, mean_bound, working_target
 from autoprec.engine.target import build_target
 from autoprec.errors import UserError
 from autoprec.evaluate import EvalSpec, Evaluator
@@ -194,3 +194,38 @@ def test_confidence_search_requires_the_bound(vad_workdir, tmp_path):
     # all-int16 meets 0.85 on the mean, not on the bound (the near-silent clip): a plain pass is not a bound pass
     int16 = baseline_assignments(bound.state.model, get_profile("generic"))["all-int16"]
     assert plain.state.known(int16).passed and not bound.state.known(int16).passed
+
+
+def test_held_out_drop_tightens_only_beyond_the_noise(vad_workdir, tmp_path):
+    """All-int16 on 12 VAD clips (every 4th near silence) against mean speech_probs >= 0.905: holding out the 3
+    silent clips is a real drop (0.38, noise 0.12) and tightens by it; holding out 3 clips with the search part's
+    share of silence misses by 0.003, well within the noise: the working target stays as it is."""
+    save_samples(demo.make_samples("vad", 12), tmp_path / "data")
+    evaluator = Evaluator(EvalSpec(str(vad_workdir / "calibrated_model.onnx"), str(tmp_path / "data")))
+    int16 = baseline_assignments(evaluator.model, get_profile("generic"))["all-int16"]
+    goal = build_target(["speech_probs"], 0.905)
+    t, target = goal.outputs[0], working_target(goal)
+    for held, tightens in (([3, 7, 11], True), ([9, 10, 11], False)):
+        search = evaluator.evaluate(int16, [i for i in range(12) if i not in held])
+        out = evaluator.evaluate(int16, held)
+        assert target.passes(search) and not goal.passes(out)
+        drop, noise = t.gap(out) - t.gap(search), drop_noise(t, search, out)
+        assert 0.1 < noise < 0.15 and drop > 0 and (drop > noise) == tightens
+        assert target.tightened(search, out).margin("speech_probs") == (drop if tightens else 0.0)
+
+
+def test_failure_within_the_noise_rules_out_without_tightening(vad_workdir, run_cli, tmp_path):
+    """Held out: 4 other clips with the same share of silence (demo samples 4-7); their silent clip scores lower
+    than the search part's, so int8/int16 candidates meeting 0.9 on the search clips (all-int16 among them) miss
+    it there, by less than the noise: each is ruled out and no margin is added."""
+    save_samples(demo.make_samples("vad", 8)[4:], tmp_path / "held")
+    (tmp_path / "targets.toml").write_text("hn = 0.5\ncn = 0.5\n")
+    out = tmp_path / "out"
+    code, stderr = run_cli("search", vad_workdir, "--target", 0.9, "--targets", tmp_path / "targets.toml",
+                           "--budget", 8, "--holdout", tmp_path / "held", "--strategies", "baselines,threshold_sweep,prune",
+                           "--out", out, "--sensitivity-samples", 1)  # fmt: skip
+    assert code == 1, stderr
+    stderr = " ".join(stderr.split())  # rich wraps long lines
+    assert "by no more than the held-out noise: ruled out" in stderr and "tightening" not in stderr, stderr
+    holdout = read_json(out / "result.json")["holdout"]
+    assert holdout["failed"] == holdout["checked"] != [] and holdout["tightened_by"] == [] and holdout["margins"] == {}

@@ -63,10 +63,13 @@ def run_search_command(settings: SearchSettings, quiet: bool = False, as_json: b
 
     def on_holdout(candidate) -> None:
         if not candidate.holds and not (quiet or as_json):
+            then = (
+                f"tightening the working target on {', '.join(candidate.failing)}" if candidate.tightened
+                else "by no more than the held-out noise: ruled out, the working target stays"
+            )  # fmt: skip
             progress.console.print(
                 f"held-out check: candidate {candidate.index} (cost {candidate.cost:.4f}) meets the target on the "
-                f"search samples but not on the held-out ones; tightening the working target on "
-                f"{', '.join(candidate.failing)} and searching on"
+                f"search samples but not on the held-out ones; {then}, searching on"
             )
 
     with progress:

@@ -2,8 +2,10 @@
 
 It is the user's target made stricter in two ways, both per output:
 
-- a **margin** added after a would-be winner failed the held-out check (the search-to-held-out gap it
-  showed), so the search looks for candidates that pass with room to spare;
+- a **margin** added after a would-be winner failed the held-out check by more than the held-out noise (the
+  search-to-held-out gap it showed), so the search looks for candidates that pass with room to spare; a
+  failure within the noise only rules that candidate out (a 2-sample check fails near-threshold candidates
+  by chance, and tightening on each of those tripled the winner's cost on VAD);
 - with `confidence`, a **lower confidence bound** of the mean over samples (a bootstrap with a fixed seed)
   instead of the mean itself (an upper bound for lower-is-better metrics).
 
@@ -78,12 +80,25 @@ class WorkingTarget(Target):
         return sum(max(0.0, self.working_gap(t, scores)) / max(abs(t.threshold), 1e-12) for t in self.outputs)
 
     def tightened(self, search: Scores, held: Scores) -> WorkingTarget:
-        """Each output that fails on `held` gets a margin of at least its search-to-held-out gap."""
+        """Each output that fails on `held` by a search-to-held-out drop larger than the held-out noise
+        (`drop_noise`) gets a margin of at least that drop; a drop within the noise leaves the target as is."""
         margins = dict(self.margins)
         for t in self.outputs:
-            if t.gap(held) > 0:
-                margins[t.output] = max(margins.get(t.output, 0.0), t.gap(held) - t.gap(search))
+            drop = t.gap(held) - t.gap(search)
+            if t.gap(held) > 0 and math.isfinite(drop) and drop > drop_noise(t, search, held):
+                margins[t.output] = max(margins.get(t.output, 0.0), drop)
         return replace(self, margins=tuple(sorted(margins.items())))
+
+
+def drop_noise(t: OutputTarget, search: Scores, held: Scores) -> float:
+    """How far the held-out mean of an output can fall below the search mean by chance alone: the standard
+    error of their difference, from the spread of the candidate's per-sample values over both parts (0 for a
+    `min` aggregate or without per-sample values)."""
+    a, b = per_sample(t, search), per_sample(t, held)
+    if t.aggregate != "mean" or a.size < 1 or b.size < 1 or a.size + b.size < 3:
+        return 0.0
+    spread = float(np.std(np.concatenate([a, b]), ddof=1))
+    return spread * math.sqrt(1.0 / a.size + 1.0 / b.size) if math.isfinite(spread) else 0.0
 
 
 def working_target(goal: Target, confidence: float | None = None) -> WorkingTarget:

@@ -105,6 +105,7 @@ def _holdout_summary(state: SearchState) -> dict | None:
         "search_samples": len(state.search_indices),
         "checked": [c.index for c in checked],
         "failed": [c.index for c in checked if not c.holds],
+        "tightened_by": [c.index for c in checked if c.tightened],  # the failures beyond the held-out noise
         "model_runs": state.holdout.model_runs,
         "margins": dict(state.target.margins),
     }

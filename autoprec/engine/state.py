@@ -7,7 +7,7 @@ already in the ledger comes back without being evaluated again.
 
 With a held-out check (`autoprec.engine.holdout`), candidates are scored on the search samples only and
 every would-be winner is checked on the held-out ones: one that fails there is no longer passing, and the
-working target (`autoprec.engine.margin`) is tightened by the gap it showed.
+working target (`autoprec.engine.margin`) is tightened by the gap it showed when that gap exceeds the noise.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class Candidate:
     meets: bool = False  # meets the target on the search samples (without working margins)
     holdout: Scores | None = None  # scores on the held-out samples, once checked
     holds: bool | None = None  # meets the target on them (None: not checked)
+    tightened: bool = False  # failed held out by more than the held-out noise: the working target was tightened
 
     @property
     def key(self) -> str:
@@ -235,7 +236,8 @@ class SearchState:
 
     def _confirm(self) -> None:
         """Check would-be winners (candidates meeting the target, cheapest first, cheaper than the best that
-        holds) on the held-out samples; one that fails there tightens the working target by its gap."""
+        holds) on the held-out samples; one that fails there by more than the held-out noise tightens the working
+        target by its gap (`WorkingTarget.tightened`), one within the noise is only ruled out."""
         while self.holdout is not None:
             best = self.best
             bar = (best.cost, len(best.changes())) if best else (float("inf"), 0)
@@ -246,7 +248,9 @@ class SearchState:
             candidate.holdout = self.holdout.scores(candidate.assignment, candidate.key)
             candidate.holds = self.goal.passes(candidate.holdout)
             if not candidate.holds:
-                self.target = self.target.tightened(candidate.scores, candidate.holdout)
+                tightened = self.target.tightened(candidate.scores, candidate.holdout)
+                candidate.tightened = tightened != self.target
+                self.target = tightened
                 for other in self.candidates:
                     self._judge(other)
             self._judge(candidate)
