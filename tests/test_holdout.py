@@ -222,8 +222,8 @@ def test_failure_within_the_noise_rules_out_without_tightening(vad_workdir, run_
     (tmp_path / "targets.toml").write_text("hn = 0.5\ncn = 0.5\n")
     out = tmp_path / "out"
     code, stderr = run_cli("search", vad_workdir, "--target", 0.9, "--targets", tmp_path / "targets.toml",
-                           "--budget", 8, "--holdout", tmp_path / "held", "--strategies", "baselines,threshold_sweep,prune",
-                           "--out", out, "--sensitivity-samples", 1)  # fmt: skip
+                           "--budget", 8, "--holdout", tmp_path / "held", "--out", out, "--sensitivity-samples", 1,
+                           "--strategies", "baselines,threshold_sweep,prune")  # fmt: skip
     assert code == 1, stderr
     stderr = " ".join(stderr.split())  # rich wraps long lines
     assert "by no more than the held-out noise: ruled out" in stderr and "tightening" not in stderr, stderr
