@@ -1,10 +1,10 @@
 """Held-out benchmark: do winners hold on samples the search never saw?
 
-Per demo model and repeat: N realistic samples calibrate the model and are given to the search, N more of
-the same kinds are an external held-out set no setting ever sees. Each setting (no check, the
-default held-out check, a confidence bound, both) searches at the demo target; its winner is then scored
-on the external set. All settings of one model share one sensitivity pass.
-Usage: python -m benchmarks.holdout [--models vad,magika,ocr_det,layout] [--samples 8] [--repeats 1]
+Per demo model and repeat: N realistic samples (by default as many as `autoprec demo` uses) calibrate the model
+and are given to the search, N more of the same kinds are an external held-out set no setting ever sees. Each
+setting (no check, the default held-out check; optionally a confidence bound, both) searches at the demo target;
+its winner is then scored on the external set. All settings of one model share one sensitivity pass.
+Usage: python -m benchmarks.holdout [--models vad,magika,ocr_det,layout] [--samples N] [--repeats 1]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from autoprec.calibrate import calibrate
-from autoprec.cli.commands import DEMO_TARGETS
+from autoprec.cli.commands import DEMO_SAMPLES, DEMO_TARGETS
 from autoprec.data import save_samples
 from autoprec.demo import fetch_model, make_samples
 from autoprec.evaluate import EvalSpec, Evaluator
@@ -26,7 +26,7 @@ from benchmarks.shared import search_sharing_analyses
 PERIOD = {"vad": 4, "ocr_det": 4, "magika": 15}
 SETTINGS = {
     "no check": {"holdout": 0},
-    "held-out check (default)": {},
+    "default": {},
     "confidence 0.9": {"holdout": 0, "confidence": 0.9},
     "held-out + confidence 0.9": {"confidence": 0.9},
 }
@@ -55,6 +55,7 @@ def run_model(name: str, samples: int, repeat: int, budget: int, settings: list[
             "model": name, "repeat": repeat, "setting": setting, "met": result.met, "cost": winner.cost,
             "evaluations": state.used, "checks": len((summary["holdout"] or {}).get("checked", [])),
             "failed_checks": len((summary["holdout"] or {}).get("failed", [])),
+            "tightened": len((summary["holdout"] or {}).get("tightened_by", [])),
             "search_worst": min(t.value(winner.scores) for t in state.goal.outputs),
             "external_worst": min(t.value(scores) for t in state.goal.outputs),
             "holds": state.goal.passes(scores), "advice": summary["advice"], "seconds": round(result.seconds, 1),
@@ -72,27 +73,36 @@ def demo_workdir_from(name: str, samples: list, folder: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="vad,magika,ocr_det,layout")
-    parser.add_argument("--samples", type=int, default=8, help="search samples (as many again are held out)")
+    parser.add_argument("--samples", type=int, help="search samples (as many again are held out; default: the demo's)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--budget", type=int, default=50)
-    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--settings", default="no check,default", help=f"of: {', '.join(SETTINGS)}")
     parser.add_argument("--work", type=Path, help="work folder (default: a new temporary one)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="autoprec-holdout-"))
-    print("| model | split | setting | met | cost | evaluations | checks (failed) | worst output: search / external "
-          "held-out | holds on external |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | N | split | setting | met | cost (vs no check) | evaluations | checks (failed, tightened) | worst "
+          "output: search / external held-out | holds on external |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
+        samples = args.samples or DEMO_SAMPLES[name]
         for repeat in range(args.repeats):
-            for row in run_model(name, args.samples, repeat, args.budget, args.settings.split(","), work):
+            rows = run_model(name, samples, repeat, args.budget, args.settings.split(","), work)
+            unchecked = next((r for r in rows if r["setting"] == "no check" and r["holds"] and r["met"]), None)
+            for row in rows:
+                ratio = f" ({row['cost'] / unchecked['cost']:.2f}x)" if unchecked and unchecked["cost"] > 0 else ""
                 print(
-                    f"| {name} | {repeat} | {row['setting']} | {row['met']} | {row['cost']:.4f} | {row['evaluations']} "
-                    f"| {row['checks']} ({row['failed_checks']}) | {row['search_worst']:.5f} / "
-                    f"{row['external_worst']:.5f} | {'yes' if row['holds'] else '**no**'} |",
+                    f"| {name} | {samples} | {repeat} | {row['setting']} | {row['met']} | {row['cost']:.4f}{ratio} "
+                    f"| {row['evaluations']} | {row['checks']} ({row['failed_checks']}, {row['tightened']}) | "
+                    f"{row['search_worst']:.5f} / {row['external_worst']:.5f} | {_holds(row)} |",
                     flush=True,
                 )
                 with open(work / "rows.jsonl", "a") as log:
-                    log.write(json.dumps(row) + "\n")
+                    log.write(json.dumps({**row, "samples": samples}) + "\n")
+
+def _holds(row: dict) -> str:
+    """Whether the winner meets the target on the external set; without a winner, whether the best-so-far would."""
+    holds = "yes" if row["holds"] else "**no**"
+    return holds if row["met"] else f"no winner (best so far: {holds})"
 
 
 if __name__ == "__main__":

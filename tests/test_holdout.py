@@ -178,6 +178,8 @@ def test_search_moves_on_after_a_held_out_failure(tmp_path):
     assert dict(state.target.margins), "the working target was not tightened"
     summary = read_json(tmp_path / "out" / "result.json")
     assert summary["meets_target"] is True and sorted(summary["holdout"]["failed"]) == sorted(c.index for c in failed)
+    assert set(summary["holdout"]["tightened_by"]) <= set(summary["holdout"]["failed"])
+    assert summary["holdout"]["tightened_by"], "no failure was beyond the held-out noise"
 
 
 def test_confidence_search_requires_the_bound(vad_workdir, tmp_path):

@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", nargs="?", default="layout", help="layout (default), ocr_det, vad or magika")
     p.add_argument("-o", "--out", default="work", help="work folder (default: work)")
-    p.add_argument("--num-samples", type=int, default=8)
+    p.add_argument("--num-samples", type=int, help="realistic samples (default: per model, enough for its target)")
     p.add_argument("--target", type=float, help="default: per model, between all-int8 and all-int16")
     p.add_argument("--budget", type=int, default=50)
     p.add_argument("--jobs", type=parse_jobs, default=2, help="worker processes, or auto (the cores)")
