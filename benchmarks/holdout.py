@@ -99,6 +99,7 @@ def main() -> None:
                 with open(work / "rows.jsonl", "a") as log:
                     log.write(json.dumps({**row, "samples": samples}) + "\n")
 
+
 def _holds(row: dict) -> str:
     """Whether the winner meets the target on the external set; without a winner, whether the best-so-far would."""
     holds = "yes" if row["holds"] else "**no**"
