@@ -16,6 +16,7 @@ import pytest
 
 from autoprec import api, demo
 from autoprec.calibrate import CalibrationSettings, calibrate
+from autoprec.cli.commands import DEMO_SAMPLES
 from autoprec.data import save_samples
 from autoprec.engine.baselines import baseline_assignments
 from autoprec.engine.holdout import CACHE, hardness, plan_holdout, split_indices
@@ -231,3 +232,12 @@ def test_failure_within_the_noise_rules_out_without_tightening(vad_workdir, run_
     assert "by no more than the held-out noise: ruled out" in stderr and "tightening" not in stderr, stderr
     holdout = read_json(out / "result.json")["holdout"]
     assert holdout["failed"] == holdout["checked"] != [] and holdout["tightened_by"] == [] and holdout["margins"] == {}
+
+
+def test_demo_makes_enough_samples_to_hold_a_quarter_out(run_cli, tmp_path):
+    """`autoprec demo magika` makes 16 files (one of each of the 15 kinds, DEMO_SAMPLES) and holds 4 of them out."""
+    code, stderr = run_cli("demo", "magika", "-o", tmp_path / "work", "--budget", 3, "--jobs", 1)
+    result = read_json(tmp_path / "work" / "magika" / "autoprec_out" / "result.json")
+    assert result["num_samples"] == DEMO_SAMPLES["magika"] == 16, stderr
+    assert result["holdout"]["samples"] == 4 and result["holdout"]["search_samples"] == 12
+    assert "16 realistic samples" in " ".join(stderr.split())
