@@ -20,7 +20,7 @@ from autoprec.cli.commands import DEMO_SAMPLES
 from autoprec.data import save_samples
 from autoprec.engine.baselines import baseline_assignments
 from autoprec.engine.holdout import CACHE, hardness, plan_holdout, split_indices
-from autoprec.engine.margin import drop_noise, mean_bound, working_target
+from autoprec.engine.margin import NOISE_Z, drop_noise, mean_bound, working_target
 from autoprec.engine.target import build_target
 from autoprec.errors import UserError
 from autoprec.evaluate import EvalSpec, Evaluator
@@ -176,11 +176,11 @@ def test_search_moves_on_after_a_held_out_failure(tmp_path):
     assert failed and all(c.meets and not c.passed for c in failed)
     assert result.met and result.best.holds and result.best.cost > max(c.cost for c in failed)
     assert state.goal.passes(state.evaluator.evaluate(result.best.assignment, state.holdout.plan.held))
-    assert dict(state.target.margins), "the working target was not tightened"
     summary = read_json(tmp_path / "out" / "result.json")
     assert summary["meets_target"] is True and sorted(summary["holdout"]["failed"]) == sorted(c.index for c in failed)
-    assert set(summary["holdout"]["tightened_by"]) <= set(summary["holdout"]["failed"])
-    assert summary["holdout"]["tightened_by"], "no failure was beyond the held-out noise"
+    # their drops are within what 2 held-out clips show by chance: ruled out one by one, no margin added
+    assert summary["holdout"]["tightened_by"] == [] and summary["holdout"]["margins"] == {}
+    assert not state.target.margins
 
 
 def test_confidence_search_requires_the_bound(vad_workdir, tmp_path):
@@ -201,8 +201,9 @@ def test_confidence_search_requires_the_bound(vad_workdir, tmp_path):
 
 def test_held_out_drop_tightens_only_beyond_the_noise(vad_workdir, tmp_path):
     """All-int16 on 12 VAD clips (every 4th near silence) against mean speech_probs >= 0.905: holding out the 3
-    silent clips is a real drop (0.38, noise 0.12) and tightens by it; holding out 3 clips with the search part's
-    share of silence misses by 0.003, well within the noise: the working target stays as it is."""
+    silent clips is a real drop (0.38; chance alone gives 0.19: 1.645 standard errors of 0.12) and tightens by
+    it; holding out 3 clips with the search part's share of silence misses by 0.003, well within the noise: the
+    working target stays as it is."""
     save_samples(demo.make_samples("vad", 12), tmp_path / "data")
     evaluator = Evaluator(EvalSpec(str(vad_workdir / "calibrated_model.onnx"), str(tmp_path / "data")))
     int16 = baseline_assignments(evaluator.model, get_profile("generic"))["all-int16"]
@@ -213,7 +214,7 @@ def test_held_out_drop_tightens_only_beyond_the_noise(vad_workdir, tmp_path):
         out = evaluator.evaluate(int16, held)
         assert target.passes(search) and not goal.passes(out)
         drop, noise = t.gap(out) - t.gap(search), drop_noise(t, search, out)
-        assert 0.1 < noise < 0.15 and drop > 0 and (drop > noise) == tightens
+        assert 0.1 < noise / NOISE_Z < 0.15 and drop > 0 and (drop > noise) == tightens
         assert target.tightened(search, out).margin("speech_probs") == (drop if tightens else 0.0)
 
 
