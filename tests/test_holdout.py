@@ -20,7 +20,7 @@ from autoprec.cli.commands import DEMO_SAMPLES
 from autoprec.data import save_samples
 from autoprec.engine.baselines import baseline_assignments
 from autoprec.engine.holdout import CACHE, hardness, plan_holdout, split_indices
-from autoprec.engine.margin import NOISE_Z, drop_noise, mean_bound, working_target
+from autoprec.engine.margin import drop_noise, mean_bound, working_target
 from autoprec.engine.target import build_target
 from autoprec.errors import UserError
 from autoprec.evaluate import EvalSpec, Evaluator
@@ -166,7 +166,8 @@ def test_confidence_bound_is_below_the_mean_and_judged(vad_workdir):
 
 def test_search_moves_on_after_a_held_out_failure(tmp_path):
     """8 VAD clips (demo samples 8-15): 2 are held out by default; the cheapest config that meets 0.9 on the
-    other 6 misses it on those 2, so the search tightens its working target and finds one that holds."""
+    other 6 misses it on those 2 (by more than the held-out noise), so the search tightens its working target and
+    finds one that holds."""
     save_samples(demo.make_samples("vad", 16)[8:], tmp_path / "data")
     calibrate(demo.fetch_model("vad"), tmp_path / "data", tmp_path / "model_output", CalibrationSettings(method="max"))
     result = api.search(tmp_path / "model_output", target=0.9, budget=12, out=tmp_path / "out")
@@ -178,9 +179,9 @@ def test_search_moves_on_after_a_held_out_failure(tmp_path):
     assert state.goal.passes(state.evaluator.evaluate(result.best.assignment, state.holdout.plan.held))
     summary = read_json(tmp_path / "out" / "result.json")
     assert summary["meets_target"] is True and sorted(summary["holdout"]["failed"]) == sorted(c.index for c in failed)
-    # their drops are within what 2 held-out clips show by chance: ruled out one by one, no margin added
-    assert summary["holdout"]["tightened_by"] == [] and summary["holdout"]["margins"] == {}
-    assert not state.target.margins
+    assert dict(state.target.margins), "the working target was not tightened"
+    tightened_by = summary["holdout"]["tightened_by"]
+    assert tightened_by and set(tightened_by) <= set(summary["holdout"]["failed"])
 
 
 def test_confidence_search_requires_the_bound(vad_workdir, tmp_path):
@@ -200,32 +201,32 @@ def test_confidence_search_requires_the_bound(vad_workdir, tmp_path):
 
 
 def test_held_out_drop_tightens_only_beyond_the_noise(vad_workdir, tmp_path):
-    """All-int16 on 12 VAD clips (every 4th near silence) against mean speech_probs >= 0.905: holding out the 3
-    silent clips is a real drop (0.38; chance alone gives 0.19: 1.645 standard errors of 0.12) and tightens by
-    it; holding out 3 clips with the search part's share of silence misses by 0.003, well within the noise: the
-    working target stays as it is."""
+    """All-int16 on 12 VAD clips (every 4th near silence) against mean speech_probs >= 0.85: holding out the 3
+    silent clips is a real drop (0.54, noise 0.16) and tightens by it; holding out 3 clips with the search part's
+    share of silence misses by 0.035 (a drop of 0.06), within the noise: the working target stays as it is."""
     save_samples(demo.make_samples("vad", 12), tmp_path / "data")
     evaluator = Evaluator(EvalSpec(str(vad_workdir / "calibrated_model.onnx"), str(tmp_path / "data")))
     int16 = baseline_assignments(evaluator.model, get_profile("generic"))["all-int16"]
-    goal = build_target(["speech_probs"], 0.905)
+    goal = build_target(["speech_probs"], 0.85)
     t, target = goal.outputs[0], working_target(goal)
     for held, tightens in (([3, 7, 11], True), ([9, 10, 11], False)):
         search = evaluator.evaluate(int16, [i for i in range(12) if i not in held])
         out = evaluator.evaluate(int16, held)
         assert target.passes(search) and not goal.passes(out)
         drop, noise = t.gap(out) - t.gap(search), drop_noise(t, search, out)
-        assert 0.1 < noise / NOISE_Z < 0.15 and drop > 0 and (drop > noise) == tightens
+        assert 0.1 < noise < 0.2 and drop > 0 and (drop > noise) == tightens
         assert target.tightened(search, out).margin("speech_probs") == (drop if tightens else 0.0)
 
 
 def test_failure_within_the_noise_rules_out_without_tightening(vad_workdir, run_cli, tmp_path):
-    """Held out: 4 other clips with the same share of silence (demo samples 4-7); their silent clip scores lower
-    than the search part's, so int8/int16 candidates meeting 0.9 on the search clips (all-int16 among them) miss
-    it there, by less than the noise: each is ruled out and no margin is added."""
-    save_samples(demo.make_samples("vad", 8)[4:], tmp_path / "held")
-    (tmp_path / "targets.toml").write_text("hn = 0.5\ncn = 0.5\n")
+    """Held out: 2 other clips, one near silence (demo samples 7 and 9), against 1 of 4 in the search clips;
+    all-int16 meets mean speech_probs >= 0.85 on the search clips (0.854) and misses it on those 2 (0.74), by
+    less than the noise (0.23): it is ruled out and no margin is added."""
+    samples = demo.make_samples("vad", 10)
+    save_samples([samples[7], samples[9]], tmp_path / "held")
+    (tmp_path / "targets.toml").write_text("hn = 0.01\ncn = 0.01\n")  # speech_probs alone
     out = tmp_path / "out"
-    code, stderr = run_cli("search", vad_workdir, "--target", 0.9, "--targets", tmp_path / "targets.toml",
+    code, stderr = run_cli("search", vad_workdir, "--target", 0.85, "--targets", tmp_path / "targets.toml",
                            "--budget", 8, "--holdout", tmp_path / "held", "--out", out, "--sensitivity-samples", 1,
                            "--strategies", "baselines,threshold_sweep,prune")  # fmt: skip
     assert code == 1, stderr

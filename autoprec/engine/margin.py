@@ -28,7 +28,6 @@ from autoprec.evaluate.metrics import get_metric
 RESAMPLES = 2000
 SEED = 0
 ADVICE_CONFIDENCE = 0.9  # the bound the sample-count advice is computed at when --confidence is off
-NOISE_Z = 1.645  # a held-out drop beyond this many standard errors is one chance alone gives in 5% of splits
 
 
 def mean_bound(values: np.ndarray, confidence: float, higher_is_better: bool = True) -> float:
@@ -92,14 +91,14 @@ class WorkingTarget(Target):
 
 
 def drop_noise(t: OutputTarget, search: Scores, held: Scores) -> float:
-    """How far the held-out mean of an output can fall below the search mean by chance alone: the one-sided 95%
-    point (NOISE_Z standard errors) of their difference, the standard error from the spread of the candidate's
-    per-sample values over both parts (0 for a `min` aggregate or without per-sample values)."""
+    """How far the held-out mean of an output falls below the search mean by chance alone: the standard error of
+    their difference, from the spread of the candidate's per-sample values over both parts (0 for a `min`
+    aggregate or without per-sample values)."""
     a, b = per_sample(t, search), per_sample(t, held)
     if t.aggregate != "mean" or a.size < 1 or b.size < 1 or a.size + b.size < 3:
         return 0.0
     spread = float(np.std(np.concatenate([a, b]), ddof=1))
-    return NOISE_Z * spread * math.sqrt(1.0 / a.size + 1.0 / b.size) if math.isfinite(spread) else 0.0
+    return spread * math.sqrt(1.0 / a.size + 1.0 / b.size) if math.isfinite(spread) else 0.0
 
 
 def working_target(goal: Target, confidence: float | None = None) -> WorkingTarget:
