@@ -216,7 +216,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from autoprec.report import calibration_table
 
     work = Path(args.out) / args.name
-    num_samples = args.num_samples or DEMO_SAMPLES.get(args.name, 8)
+    num_samples = DEMO_SAMPLES.get(args.name, 8) if args.num_samples is None else args.num_samples
     model, data = write_demo_data(args.name, work, num_samples, force=True)
     console.print(f"[bold]1/4[/] demo model and {num_samples} realistic samples -> {work}")
     calibrated = calibrate(model, data, work / "model_output", force=True)
