@@ -4,8 +4,8 @@ It is the user's target made stricter in two ways, both per output:
 
 - a **margin** added after a would-be winner failed the held-out check by more than the held-out noise (the
   search-to-held-out gap it showed), so the search looks for candidates that pass with room to spare; a
-  failure within the noise only rules that candidate out (a 2-sample check fails near-threshold candidates
-  by chance, and tightening on each of those tripled the winner's cost on VAD);
+  failure within the noise only rules that candidate out (a few held-out samples fail near-threshold
+  candidates by chance: a margin taken from such a failure would be noise);
 - with `confidence`, a **lower confidence bound** of the mean over samples (a bootstrap with a fixed seed)
   instead of the mean itself (an upper bound for lower-is-better metrics).
 
