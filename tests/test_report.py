@@ -13,11 +13,15 @@ import numpy as np
 import pytest
 
 import autoprec
+from autoprec import demo
+from autoprec.calibrate import calibrate
 from autoprec.engine.saved import load_saved
 from autoprec.engine.sensitivity import Sensitivity
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.hardware import get_profile
 from autoprec.report.curve import depth_curve, ranking_curve
+from autoprec.report.html import write_report
+from autoprec.report.notes import baseline_candidates
 from autoprec.report.pareto import pareto_front, worst_margin
 from tests.conftest import cli_env
 
@@ -89,6 +93,37 @@ def test_candidates_pareto_shows_only_the_non_dominated(vad_search, run_cli):
     rows = [line for line in run_cli("candidates", "--out", vad_search, "--pareto").stdout.splitlines()
             if line.startswith("│ ") and line.split("│")[1].strip().isdigit()]  # fmt: skip
     assert len(rows) == len(front) < len(saved.candidates)
+
+
+def test_tables_name_a_shared_target_once_and_fit_80_columns(vad_search, vad_workdir, run_cli):
+    saved = load_saved(vad_search)
+    listed = run_cli("candidates", "--out", vad_search, "--top", "5")
+    config = run_cli("evaluate", "--config", vad_search / "quant_config.json", cwd=vad_workdir)
+    for result, target in ((listed, 0.87), (config, 0.99)):  # `evaluate` checks 0.99 unless told
+        code, err = result
+        assert code == 0, err
+        words = " ".join(result.stdout.split())  # the title may wrap
+        assert f"target on every output: mean cosine-similarity >= {target}" in words
+        assert words.count(f">= {target}") == 1  # in the title, not repeated on the rows
+        assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    for output in saved.candidates[0]["outputs"]:  # whole output names, not cut with an ellipsis
+        assert re.search(rf"│ {re.escape(output)} +│", config.stdout)
+
+
+def test_report_names_each_baseline_by_what_it_changed(demo_data, tmp_path):
+    workdir = tmp_path / "model_output"
+    calibrate(demo.fetch_model("vad"), demo_data("vad"), workdir)  # auto: keeps best-int8's ranges
+    out = tmp_path / "out"
+    autoprec.search(workdir, target=0.999, budget=3, out=out, strategies=["baselines"])
+    saved = load_saved(out)
+    names = [name for name, _ in baseline_candidates(saved)]
+    assert names == ["all-int8", "best-int8", "all-int16"]
+    page = write_report(out).read_text()
+    assert re.search(r"<th>all-int8</th><th>best-int8</th><th>all-int16</th>", page)
+    for name, candidate in baseline_candidates(saved):  # each column holds that candidate's own numbers
+        worst = min(info["value"] for info in candidate["outputs"].values())
+        assert f"{worst:.6f}" in page
+        assert name != "all-int16" or all(q.startswith("int16") for q in candidate["changes"].values())
 
 
 @pytest.mark.skipif(

@@ -22,7 +22,7 @@ from autoprec.model_io import read_json, save_json
 from autoprec.report import figures
 from autoprec.report.curve import ranking_curve
 from autoprec.report.debug import ranking_curve_figure
-from autoprec.report.notes import search_notes
+from autoprec.report.notes import baseline_candidates, search_notes
 from autoprec.report.pareto import pareto_front, worst_margin
 from autoprec.report.plotting import INSTALL, has_matplotlib, inline_png, inline_svg
 
@@ -75,8 +75,7 @@ def _notes(saved: SavedSearch) -> str:
 
 
 def _baselines(saved: SavedSearch) -> str:
-    base = sorted((c for c in saved.candidates if c["strategy"] == "baselines"), key=lambda c: c["index"])
-    columns = [("all-int8" if c["entries"] == 0 else "all-int16", c) for c in base]
+    columns = baseline_candidates(saved)
     winner = saved.result.get("winner")
     if winner:
         columns.append(("winner", winner))

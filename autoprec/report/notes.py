@@ -6,16 +6,28 @@ from autoprec.engine.saved import SavedSearch
 from autoprec.report.pareto import pareto_front, worst_margin
 
 
+def baseline_candidates(saved: SavedSearch) -> list[tuple[str, dict]]:
+    """The baselines strategy's candidates in evaluation order, each with its name: all-int8 (nothing changed),
+    best-int8 (only int8 ranges changed: the best calibration method's) or all-int16."""
+    base = sorted((c for c in saved.candidates if c["strategy"] == "baselines"), key=lambda c: c["index"])
+    return [(_baseline_name(c), c) for c in base]
+
+
+def _baseline_name(candidate: dict) -> str:
+    qtypes = set(candidate.get("changes", {}).values())
+    if not qtypes:
+        return "all-int8"
+    return "best-int8" if all(q.split("@")[0] == "int8" for q in qtypes) else "all-int16"
+
+
 def search_notes(saved: SavedSearch) -> list[str]:
     """Sentences: target, baselines, winner, the real choices on the Pareto front, and what was spent."""
     r, target = saved.result, saved.target
-    notes = [
-        f"Target: {'; '.join(f'{t.output} {t.describe()}' for t in target.outputs)}"
-        f" (candidates scored {r.get('runtime', 'as-searched')}, profile {r.get('profile')})."
-    ]
-    base = sorted((c for c in saved.candidates if c["strategy"] == "baselines"), key=lambda c: c["index"])
-    for c in base:
-        name = "all-int8" if c["entries"] == 0 else "all-int16"
+    targets = {t.describe() for t in target.outputs}
+    goal = (f"every output ({len(target.outputs)}) {targets.pop()}" if len(targets) == 1
+            else "; ".join(f"{t.output} {t.describe()}" for t in target.outputs))  # fmt: skip
+    notes = [f"Target: {goal} (candidates scored {r.get('runtime', 'as-searched')}, profile {r.get('profile')})."]
+    for name, c in baseline_candidates(saved):
         failing = [o for o, info in c["outputs"].items() if info["gap"] > 0]
         notes.append(f"{name} {'fails ' + ', '.join(failing) if failing else 'meets every target'} "
                      f"(worst margin {worst_margin(c, target):+.5f}).")  # fmt: skip
@@ -27,7 +39,7 @@ def search_notes(saved: SavedSearch) -> list[str]:
         minimal = " No single raised unit can be dropped (checked)." if r.get("one_minimal") else ""
         notes.append(
             f"Winner #{winner['index']} from {winner['strategy']} {verdict}: cost {winner['cost']:.4f} of all-int16, "
-            f"{winner['entries']} int16 entries, worst margin {worst_margin(winner, target):+.5f}.{minimal}"
+            f"{winner['entries']} entries above int8, worst margin {worst_margin(winner, target):+.5f}.{minimal}"
         )
     front = [c for c in pareto_front(saved.candidates, target) if worst_margin(c, target) >= 0]
     if len(front) > 1:

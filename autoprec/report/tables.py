@@ -57,11 +57,13 @@ def calibration_table(settings: dict) -> Table:
 def candidates_table(summaries: list[dict], top: int = 15, title: str | None = None) -> Table:
     """Ranked candidates: passing by cost, then failing by how far they are from the target. `margin`: meets the
     target on the search samples, but not the margin a held-out failure added, or fails on the held-out ones."""
-    table = Table(title=title or "Candidates (passing by cost, then closest failing)")
+    target = _common_target([info for c in summaries[:top] for info in c["outputs"].values()])
+    table = Table(title=(title or "Candidates (passing by cost, then closest failing)") + _target_note(target))
+    worst_column = "worst output: value" if target else "worst output: value / target"
     columns = (("#", "right"), ("strategy", "left"), ("meets", "center"), ("held out", "center"), ("cost", "right"),
-               ("entries", "right"), ("worst output (value / target)", "left"))  # fmt: skip
+               ("entries", "right"), (worst_column, "left"))  # fmt: skip
     for name, justify in columns:
-        table.add_column(name, justify=justify)
+        table.add_column(name, justify=justify, overflow="fold" if name == worst_column else "ellipsis")
     for rank, c in enumerate(summaries[:top], 1):
         worst = max(c["outputs"].items(), key=lambda kv: kv[1]["gap"])
         name, info = worst
@@ -72,24 +74,37 @@ def candidates_table(summaries: list[dict], top: int = 15, title: str | None = N
             {True: "[green]holds[/]", False: "[red]fails[/]", None: "-"}[c.get("holds")],
             f"{c['cost']:.4f}",
             str(c["entries"]) + (f" ({len(c['ranges'])} ranges)" if c.get("ranges") else ""),
-            f"{name}: {_fmt(info['value'])} / {info['target']}",
+            f"{name}: {_fmt(info['value'])}" + ("" if target else f" / {info['target']}"),
         )
     return table
 
 
 def scores_table(title: str, outputs: dict[str, dict]) -> Table:
     """Per-output values against their targets (and held-out values, once checked)."""
-    table = Table(title=title)
+    target = _common_target(list(outputs.values()))
+    table = Table(title=title + _target_note(target))
     held = any("holdout" in info for info in outputs.values())
-    for name in ["output", "value", "target", "meets"] + (["held-out value", "holds"] if held else []):
-        table.add_column(name)
+    for name in (
+        ["output", "value"] + ([] if target else ["target"]) + ["meets"] + (["held-out value", "holds"] if held else [])
+    ):
+        table.add_column(name, overflow="fold")
     for out, info in outputs.items():
-        cells = [out, _fmt(info["value"]), info["target"], _yes(info["gap"] <= 0)]
+        cells = [out, _fmt(info["value"])] + ([] if target else [info["target"]]) + [_yes(info["gap"] <= 0)]
         if held:
             check = info.get("holdout")
             cells += [_fmt(check["value"]), _yes(check["gap"] <= 0)] if check else ["-", "-"]
         table.add_row(*cells)
     return table
+
+
+def _common_target(infos: list[dict]) -> str | None:
+    """The one target every output shares (shown once in the title instead of on every row), else None."""
+    targets = {info["target"] for info in infos}
+    return targets.pop() if len(targets) == 1 else None
+
+
+def _target_note(target: str | None) -> str:
+    return f"\ntarget on every output: {target}" if target else ""
 
 
 def _yes(ok: bool) -> str:
