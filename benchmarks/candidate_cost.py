@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import MODELS, random_assignments  # noqa: E402
-from benchmarks.performance import BUDGET, JOBS, choose_target, prepare  # noqa: E402
+from benchmarks.common import MODELS  # noqa: E402
+from benchmarks.performance import BUDGET, JOBS, choose_target, prepare, warm_mixes  # noqa: E402
 
 STEPS = ("build", "create", "first_run", "other_runs", "metrics")
 
@@ -88,18 +88,7 @@ def steps_of(evaluator, assignment: dict[str, str]) -> dict[str, float]:
 
 
 def part_micro(workdir: Path, data: Path, repeats: int) -> dict:
-    from autoprec.engine.baselines import baseline_assignments
-    from autoprec.engine.units import search_units
-    from autoprec.evaluate import EvalSpec, Evaluator
-    from autoprec.hardware import get_profile
-
-    evaluator = Evaluator(EvalSpec(str(workdir / "calibrated_model.onnx"), str(data)))
-    profile = get_profile("generic")
-    base = baseline_assignments(evaluator.model, profile)
-    evaluator.evaluate(base["all-int8"])  # float references and the weight cache warm, as during a search
-    evaluator.evaluate(base["all-int16"])
-    mixes = random_assignments(search_units(evaluator.model, profile), base["all-int8"], 9 * repeats, 0.5, seed=3)
-    feeds = [evaluator.sample(i) for i in range(evaluator.num_samples)]
+    evaluator, mixes, feeds = warm_mixes(workdir, data, 9 * repeats)
     half = list(range(len(feeds) // 2))
     rows: dict[str, list[float]] = {k: [] for k in ("static", "evaluate", "repeat", "batch", "one_by_one", *STEPS)}
     cpu: dict[str, list[float]] = {k: [] for k in ("static", "evaluate", "repeat", "batch", "one_by_one")}

@@ -123,22 +123,30 @@ def agreement(exact: Path, adaptive: Path) -> dict:
     return {"units": len(ra), "top_k_overlap": overlap, "spearman": rho}
 
 
-def part_candidate(workdir: Path, data: Path, repeats: int = 5) -> dict:
-    """Evaluator.evaluate of a mixed candidate vs its static QDQ export run warm, interleaved, in this process."""
-    import onnxruntime as ort
-
+def warm_mixes(workdir: Path, data: Path, count: int) -> tuple:
+    """An evaluator of the calibrated model with its float references and weights cached (as during a search),
+    `count` random candidates with half of the units raised, and the samples as fed."""
     from autoprec.engine.baselines import baseline_assignments
     from autoprec.engine.units import search_units
-    from autoprec.evaluate import EvalSpec, Evaluator, session_options
+    from autoprec.evaluate import EvalSpec, Evaluator
     from autoprec.hardware import get_profile
 
     evaluator = Evaluator(EvalSpec(str(workdir / "calibrated_model.onnx"), str(data)))
     profile = get_profile("generic")
     base = baseline_assignments(evaluator.model, profile)
-    evaluator.evaluate(base["all-int8"])  # float references and the weight cache warm, as during a search
+    evaluator.evaluate(base["all-int8"])
     evaluator.evaluate(base["all-int16"])
-    mixes = random_assignments(search_units(evaluator.model, profile), base["all-int8"], 2 * repeats, 0.5, seed=3)
-    feeds = [evaluator.sample(i) for i in range(evaluator.num_samples)]
+    mixes = random_assignments(search_units(evaluator.model, profile), base["all-int8"], count, 0.5, seed=3)
+    return evaluator, mixes, [evaluator.sample(i) for i in range(evaluator.num_samples)]
+
+
+def part_candidate(workdir: Path, data: Path, repeats: int = 5) -> dict:
+    """Evaluator.evaluate of a mixed candidate vs its static QDQ export run warm, interleaved, in this process."""
+    import onnxruntime as ort
+
+    from autoprec.evaluate import session_options
+
+    evaluator, mixes, feeds = warm_mixes(workdir, data, 2 * repeats)
     ratios, evals, statics = [], [], []
     for r in range(repeats):
         candidate, other = mixes[2 * r], mixes[2 * r + 1]
