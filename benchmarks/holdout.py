@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from autoprec.calibrate import calibrate
-from autoprec.cli.commands import DEMO_SAMPLES, DEMO_TARGETS
+from autoprec.cli.commands import DEMO_SAMPLES, DEMO_TARGETS, DEMO_TASK_METRICS
 from autoprec.data import save_samples
 from autoprec.demo import fetch_model, make_samples
 from autoprec.evaluate import EvalSpec, Evaluator
@@ -41,12 +41,21 @@ def run_model(name: str, samples: int, repeat: int, budget: int, settings: list[
         everything = make_samples(name, 2 * offset * (repeat + 1))[2 * offset * repeat :]
         save_samples(everything[offset : offset + samples], folder / "external")
         workdir = demo_workdir_from(name, everything[:samples], folder)
-    external = Evaluator(EvalSpec(str(workdir / "calibrated_model.onnx"), str(folder / "external")), jobs=2)
+    task = DEMO_TASK_METRICS.get(name)
+    external = Evaluator(
+        EvalSpec(str(workdir / "calibrated_model.onnx"), str(folder / "external"), task_metric=task), jobs=2
+    )
     rows = []
     for setting in settings:
         out = folder / setting.replace(" ", "_")
         result = search_sharing_analyses(
-            folder / "analyses", out, workdir, target=DEMO_TARGETS[name], budget=budget, **SETTINGS[setting]
+            folder / "analyses",
+            out,
+            workdir,
+            target=DEMO_TARGETS[name],
+            budget=budget,
+            task_metric=task,
+            **SETTINGS[setting],
         )
         state, winner = result.state, result.winner
         scores = external.evaluate(winner.assignment)

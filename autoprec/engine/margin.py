@@ -3,9 +3,9 @@
 It is the user's target made stricter in two ways, both per output:
 
 - a **margin** added after a would-be winner failed the held-out check by more than the held-out noise (the
-  search-to-held-out gap it showed), so the search looks for candidates that pass with room to spare; a
-  failure within the noise only rules that candidate out (a few held-out samples fail near-threshold
-  candidates by chance: a margin taken from such a failure would be noise);
+  search-to-held-out drop it showed, less that noise), so the search looks for candidates that pass with room
+  to spare; a failure within the noise only rules that candidate out (a few held-out samples fail
+  near-threshold candidates by chance: a margin taken from such a failure would be noise);
 - with `confidence`, a **lower confidence bound** of the mean over samples (a bootstrap with a fixed seed)
   instead of the mean itself (an upper bound for lower-is-better metrics).
 
@@ -81,12 +81,13 @@ class WorkingTarget(Target):
 
     def tightened(self, search: Scores, held: Scores) -> WorkingTarget:
         """Each output that fails on `held` by a search-to-held-out drop larger than the held-out noise
-        (`drop_noise`) gets a margin of at least that drop; a drop within the noise leaves the target as is."""
+        (`drop_noise`) gets a margin of at least the part of the drop that the noise does not explain (drop minus
+        noise: what the search part overstates beyond chance); a drop within the noise leaves the target as is."""
         margins = dict(self.margins)
         for t in self.outputs:
-            drop = t.gap(held) - t.gap(search)
-            if t.gap(held) > 0 and math.isfinite(drop) and drop > drop_noise(t, search, held):
-                margins[t.output] = max(margins.get(t.output, 0.0), drop)
+            drop, noise = t.gap(held) - t.gap(search), drop_noise(t, search, held)
+            if t.gap(held) > 0 and math.isfinite(drop) and drop > noise:
+                margins[t.output] = max(margins.get(t.output, 0.0), drop - noise)
         return replace(self, margins=tuple(sorted(margins.items())))
 
 

@@ -7,7 +7,7 @@ already in the ledger comes back without being evaluated again.
 
 With a held-out check (`autoprec.engine.holdout`), candidates are scored on the search samples only and
 every would-be winner is checked on the held-out ones: one that fails there is no longer passing, and the
-working target (`autoprec.engine.margin`) is tightened by the gap it showed when that gap exceeds the noise.
+working target (`autoprec.engine.margin`) is tightened by the part of the gap it showed beyond the noise.
 """
 
 from __future__ import annotations
@@ -237,7 +237,7 @@ class SearchState:
     def _confirm(self) -> None:
         """Check would-be winners (candidates meeting the target, cheapest first, cheaper than the best that
         holds) on the held-out samples; one that fails there by more than the held-out noise tightens the working
-        target by its gap (`WorkingTarget.tightened`), one within the noise is only ruled out."""
+        target by its gap beyond that noise (`WorkingTarget.tightened`), one within the noise is only ruled out."""
         while self.holdout is not None:
             best = self.best
             bar = (best.cost, len(best.changes())) if best else (float("inf"), 0)
