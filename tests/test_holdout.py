@@ -16,7 +16,7 @@ import pytest
 
 from autoprec import api, demo
 from autoprec.calibrate import CalibrationSettings, calibrate
-from autoprec.cli.commands import DEMO_SAMPLES
+from autoprec.cli.commands import DEMO_SAMPLES, DEMO_TASK_METRICS
 from autoprec.data import save_samples
 from autoprec.engine.baselines import baseline_assignments
 from autoprec.engine.holdout import CACHE, hardness, plan_holdout, split_indices
@@ -243,3 +243,25 @@ def test_demo_makes_enough_samples_to_hold_a_quarter_out(run_cli, tmp_path):
     assert result["num_samples"] == DEMO_SAMPLES["magika"] == 16, stderr
     assert result["holdout"]["samples"] == 4 and result["holdout"]["search_samples"] == 12
     assert "16 realistic samples" in " ".join(stderr.split())
+
+
+def test_magika_demo_target_is_the_share_of_float_labels_kept(magika_workdir):
+    """magika's demo task metric on real outputs: all-int16 keeps the label magika reports (top class at >= 0.5)
+    for every file, all-int8 (max ranges) changes some; the score is that share, relative to float's own (1)."""
+    spec = EvalSpec(str(magika_workdir / "calibrated_model.onnx"), str(magika_workdir / "calibration_data"),
+                    task_metric=DEMO_TASK_METRICS["magika"])  # fmt: skip
+    evaluator = Evaluator(spec)
+    baselines = baseline_assignments(evaluator.model, get_profile("generic"))
+
+    def reported(outputs: list) -> np.ndarray:
+        probs = np.array([sample[0].ravel() for sample in outputs])
+        return np.where(probs.max(1) >= 0.5, probs.argmax(1), -1)
+
+    floats = reported(evaluator.outputs_of(None, list(range(4))))
+    assert (floats >= 0).all()  # the float model is confident on the 4 demo files
+    shares = {}
+    for name in ("all-int16", "all-int8"):
+        shares[name] = evaluator.evaluate(baselines[name]).aggregate("task", "task", "mean")
+        expected = np.mean(reported(evaluator.outputs_of(baselines[name], list(range(4)))) == floats)
+        assert shares[name] == pytest.approx(expected), name
+    assert shares["all-int16"] == 1.0 and shares["all-int8"] < 1.0, shares
