@@ -202,8 +202,9 @@ def test_confidence_search_requires_the_bound(vad_workdir, tmp_path):
 
 def test_held_out_drop_tightens_only_beyond_the_noise(vad_workdir, tmp_path):
     """All-int16 on 12 VAD clips (every 4th near silence) against mean speech_probs >= 0.85: holding out the 3
-    silent clips is a real drop (0.54, noise 0.16) and tightens by the part beyond the noise; holding out 3 clips with the search part's
-    share of silence misses by 0.035 (a drop of 0.06), within the noise: the working target stays as it is."""
+    silent clips is a real drop (0.54, noise 0.16) and tightens by the part beyond the noise (0.38); holding out 3
+    clips with the search part's share of silence misses by 0.035 (a drop of 0.06), within the noise: the working
+    target stays as it is."""
     save_samples(demo.make_samples("vad", 12), tmp_path / "data")
     evaluator = Evaluator(EvalSpec(str(vad_workdir / "calibrated_model.onnx"), str(tmp_path / "data")))
     int16 = baseline_assignments(evaluator.model, get_profile("generic"))["all-int16"]
@@ -237,12 +238,14 @@ def test_failure_within_the_noise_rules_out_without_tightening(vad_workdir, run_
 
 
 def test_demo_makes_enough_samples_to_hold_a_quarter_out(run_cli, tmp_path):
-    """`autoprec demo magika` makes 16 files (one of each of the 15 kinds, DEMO_SAMPLES) and holds 4 of them out."""
+    """`autoprec demo magika` makes 100 files (DEMO_SAMPLES), holds 25 of them out and searches on the share of
+    the float model's labels kept (its task metric), not on output cosine."""
     code, stderr = run_cli("demo", "magika", "-o", tmp_path / "work", "--budget", 3, "--jobs", 1)
     result = read_json(tmp_path / "work" / "magika" / "autoprec_out" / "result.json")
-    assert result["num_samples"] == DEMO_SAMPLES["magika"] == 16, stderr
-    assert result["holdout"]["samples"] == 4 and result["holdout"]["search_samples"] == 12
-    assert "16 realistic samples" in " ".join(stderr.split())
+    assert result["num_samples"] == DEMO_SAMPLES["magika"] == 100, stderr
+    assert result["holdout"]["samples"] == 25 and result["holdout"]["search_samples"] == 75
+    assert [t["metric"] for t in result["target"]] == ["task"] and result["target"][0]["threshold"] == 0.99
+    assert "100 realistic samples" in " ".join(stderr.split())
 
 
 def test_magika_demo_target_is_the_share_of_float_labels_kept(magika_workdir):
