@@ -285,8 +285,9 @@ def test_ocr_det_demo_target_ignores_the_noise_of_a_page_without_text(tmp_path):
     evaluator = Evaluator(spec)
     baselines = baseline_assignments(evaluator.model, get_profile("generic"))
     assert int((evaluator.outputs_of(None, [1])[0][0] > 0.3).sum()) == 0  # no text on the photo
-    iou = {name: evaluator.evaluate(baselines[name]).aggregate("task", "task", "mean") for name in ("all-int8", "all-int16")}
-    for name in ("all-int8", "all-int16"):
+    names = ("all-int8", "all-int16")
+    iou = {name: evaluator.evaluate(baselines[name]).aggregate("task", "task", "mean") for name in names}
+    for name in names:
         photo = evaluator.evaluate(baselines[name], [1])
         assert photo.aggregate("task", "task", "mean") == 1.0
         assert iou[name] == evaluator.evaluate(baselines[name], [0]).aggregate("task", "task", "mean")
