@@ -24,9 +24,10 @@ from benchmarks.shared import search_sharing_analyses
 # make_samples cycles through kinds (vad: every 4th clip near silence; ocr_det: 4 image kinds; magika: 15 file
 # kinds); the external set starts a whole number of cycles after the search set, so it holds the same kinds
 PERIOD = {"vad": 4, "ocr_det": 4, "magika": 15}
-# magika's files are a finite pool (384 files of 15 kinds; the small kinds run out after a few cycles, and files
-# past the end wrap to its start): its odd splits swap the two windows of the split before instead of going further
-SWAPPED = {"magika"}
+# magika's files are a finite pool (384 files of 15 kinds) whose small kinds (idlelib .def, dist-info, venv scripts:
+# the fragile plain texts) run out after the first ~60 files: a later window of 100 files holds 8 kinds where the
+# first holds 13. Its search and external files alternate over the first 2N instead, so both sides hold every kind
+INTERLEAVED = {"magika"}
 SETTINGS = {
     "no check": {"holdout": 0},
     "default": {},
@@ -41,11 +42,12 @@ def run_model(name: str, samples: int, repeat: int, budget: int, settings: list[
     workdir = folder / "model_output"
     if not workdir.exists():  # a --work folder of an earlier run keeps its data, model and analyses
         offset = -(-samples // PERIOD.get(name, 1)) * PERIOD.get(name, 1)
-        first = 2 * offset * (repeat // 2 if name in SWAPPED else repeat)
-        everything = make_samples(name, first + 2 * offset)[first:]
-        search, external = everything[:samples], everything[offset : offset + samples]
-        if name in SWAPPED and repeat % 2:
-            search, external = external, search
+        if name in INTERLEAVED:  # the first 2N files, every other one on each side (the sides swap in split 1)
+            everything = make_samples(name, 2 * samples)
+            search, external = everything[repeat % 2 :: 2], everything[1 - repeat % 2 :: 2]
+        else:
+            everything = make_samples(name, 2 * offset * (repeat + 1))[2 * offset * repeat :]
+            search, external = everything[:samples], everything[offset : offset + samples]
         save_samples(external, folder / "external")
         workdir = demo_workdir_from(name, search, folder)
     task = DEMO_TASK_METRICS.get(name)
