@@ -64,7 +64,7 @@ def run_search_command(settings: SearchSettings, quiet: bool = False, as_json: b
     def on_holdout(candidate) -> None:
         if not candidate.holds and not (quiet or as_json):
             then = (
-                f"tightening the working target on {', '.join(candidate.failing)}" if candidate.tightened
+                f"tightening the working target on {', '.join(candidate.tightened)}" if candidate.tightened
                 else "by no more than the held-out noise: ruled out, the working target stays"
             )  # fmt: skip
             progress.console.print(

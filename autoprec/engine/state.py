@@ -56,7 +56,7 @@ class Candidate:
     meets: bool = False  # meets the target on the search samples (without working margins)
     holdout: Scores | None = None  # scores on the held-out samples, once checked
     holds: bool | None = None  # meets the target on them (None: not checked)
-    tightened: bool = False  # failed held out by more than the held-out noise: the working target was tightened
+    tightened: list[str] = field(default_factory=list)  # outputs whose working margin its held-out failure raised
 
     @property
     def key(self) -> str:
@@ -249,7 +249,7 @@ class SearchState:
             candidate.holds = self.goal.passes(candidate.holdout)
             if not candidate.holds:
                 tightened = self.target.tightened(candidate.scores, candidate.holdout)
-                candidate.tightened = tightened != self.target
+                candidate.tightened = [o for o, m in tightened.margins if m > self.target.margin(o)]
                 self.target = tightened
                 for other in self.candidates:
                     self._judge(other)
