@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -29,6 +30,9 @@ from autoprec.ir import EC, FEATURE, CalibratedModel, CalibrationNode
 from autoprec.ir.deploy import deploy_onnx
 from autoprec.ir.float16 import float16_round
 from autoprec.ir.records import graph_maps
+
+if TYPE_CHECKING:
+    from autoprec.evaluate.segments import Segmenter
 
 Assignment = dict[str, str]
 RUNTIMES = ("as-searched", "ort-default")  # ort-default: onnxruntime's default session, as ONNX Runtime CPU deploys
@@ -72,6 +76,7 @@ class Simulator:
         self.prebuilt = 0  # of those, built ahead in the background (`prepare`)
         self._pending: OrderedDict[str, Future] = OrderedDict()  # sessions `prepare` builds in the background
         self._builder: ThreadPoolExecutor | None = None
+        self.segmenter: Segmenter | None = None  # set: candidates run as cached segments (`autoprec.evaluate.segments`)
 
     def session(self, assignment: Assignment | None) -> ort.InferenceSession:
         """A session for `assignment` (None: the float model); the last SESSIONS_KEPT are reused as they are."""
@@ -105,7 +110,10 @@ class Simulator:
             proto = deploy_onnx(self.model, {**self.model.assignment(), **assignment}).SerializeToString()
             options = session_options(self.threads, self.runtime)
             return ort.InferenceSession(proto, options, providers=["CPUExecutionProvider"])
-        return self.open(self.build(assignment))
+        built = self.build(assignment)
+        if self.segmenter is not None and assignment is not None:
+            return self.segmenter.session(built)
+        return self.open(built)
 
     def build(self, assignment: Assignment | None) -> Built:
         """The static QDQ proto of `assignment` (None: the float model), big weights marked as fed in memory
