@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from autoprec.evaluate.segments import SEGMENTS  # noqa: E402
 from benchmarks.common import MODELS  # noqa: E402
 from benchmarks.performance import BUDGET, JOBS, choose_target, prepare, warm_mixes  # noqa: E402
 
@@ -128,6 +129,46 @@ def part_micro(workdir: Path, data: Path, repeats: int) -> dict:
     }
 
 
+def part_segments(workdir: Path, data: Path, repeats: int, counts: list[int]) -> dict:
+    """Per segment count K (0: whole sessions): `Evaluator.evaluate` (jobs 1) of new candidates, each interleaved
+    with the static QDQ run of the same candidate (wall and CPU ratios, median): "one_unit", a half-raised mix
+    losing one raised unit per step (prune-like), and "random", fresh random half-raised mixes (the worst case)."""
+    import numpy as np
+
+    from autoprec.engine.units import raise_units, search_units
+    from autoprec.evaluate.segments import Segmenter
+    from autoprec.hardware import get_profile
+
+    evaluator, mixes, feeds = warm_mixes(workdir, data, (2 * repeats + 1) * len(counts))
+    simulator, units = evaluator.simulator, search_units(evaluator.model, get_profile("generic"))
+    base = {name: "int8" for name in evaluator.model.calibration}
+    results, rng = {}, np.random.default_rng(5)
+    for k, count in enumerate(counts):
+        simulator.segmenter = Segmenter(simulator.open, count) if count > 1 else None
+        start, randoms = mixes[k * (2 * repeats + 1)], mixes[k * (2 * repeats + 1) + 1 :][: 2 * repeats]
+        evaluator.evaluate(start)  # its structure verified once (the guard), as the first candidate of a search does
+        raised = [u for u in units if all(start[c] == "int16" for c in u.calibration)]
+        rows: dict[str, list] = {"one_unit": [], "random": []}
+        for r in range(repeats):
+            raised.pop(int(rng.integers(len(raised))))
+            for mode, assignment in (("one_unit", raise_units(base, raised)), ("random", randoms[r])):
+                static = static_session(evaluator.model, assignment)
+                static.run(evaluator.outputs, feeds[0])
+                static_wall, static_cpu = clocked(lambda s=static: [s.run(evaluator.outputs, f) for f in feeds])
+                created = simulator.segmenter.created if simulator.segmenter else 0
+                wall, cpu = clocked(lambda a=assignment: evaluator.evaluate(a))
+                made = (simulator.segmenter.created if simulator.segmenter else 0) - created
+                rows[mode].append((wall / static_wall, cpu / static_cpu, made, static_wall))
+        results[str(count)] = {
+            mode: {"wall": statistics.median(r[0] for r in rows[mode]),
+                   "cpu": statistics.median(r[1] for r in rows[mode]),
+                   "segments_created": statistics.mean(r[2] for r in rows[mode]),
+                   "static_ms": 1000 * statistics.median(r[3] for r in rows[mode])}
+            for mode in rows
+        } | {"load_average": os.getloadavg()}  # fmt: skip
+    return {"samples": len(feeds), "counts": results}
+
+
 def part_search(name: str, workdir: Path, data: Path, out: Path) -> dict:
     """Evaluation wall time per candidate and sample in a real search, against the winner's static run."""
     from joblib.externals.loky import get_reusable_executor
@@ -219,6 +260,22 @@ def part_reuse(workdir: Path, data: Path, search_out: Path, window: int = 5) -> 
             "median_part": statistics.median(fractions), "under_half": sum(f < 0.5 for f in fractions)}  # fmt: skip
 
 
+def part_searches(workdir: Path, data: Path, out: Path) -> dict:
+    """The same search (performance.py's: incremental sensitivity, budget 50, jobs 2) with candidates run as whole
+    sessions and as cached segments (AUTOPREC_SEGMENTS, read by fresh workers): wall time, winner, on export."""
+    from benchmarks.performance import part_search
+
+    target, runs = choose_target(workdir, data), {}
+    for segments in ("0", str(SEGMENTS)):
+        os.environ["AUTOPREC_SEGMENTS"] = segments
+        run = part_search(workdir, data, target, "incremental", out / f"segments-{segments}")
+        run["winner"] = json.loads((out / f"segments-{segments}" / "quant_config.json").read_text())
+        run["load_average"] = os.getloadavg()
+        runs[segments] = run
+    del os.environ["AUTOPREC_SEGMENTS"]
+    return runs
+
+
 def tables(results: dict) -> str:
     micro = {name: res["micro"] for name, res in results.items() if "cpu_ratio" in res.get("micro", {})}
     lines = [
@@ -265,6 +322,9 @@ def main() -> int:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--search", default="", help="comma-separated models to also run a real search on")
+    parser.add_argument("--segments", default="", help="models to time one-unit and random candidates on, per K")
+    parser.add_argument("--counts", default=f"0,4,{SEGMENTS},16", help="segment counts K for --segments (0: whole)")
+    parser.add_argument("--searches", default="", help="models to search with whole sessions, then with segments")
     parser.add_argument("--reuse", default="", help="models whose earlier --search output to analyse for reuse")
     parser.add_argument("--out", default="/tmp/autoprec-performance")
     parser.add_argument("--tables-only", action="store_true")
@@ -276,6 +336,15 @@ def main() -> int:
         for name in filter(None, args.models.split(",")):
             workdir, data = prepare(name, out / name)
             results.setdefault(name, {})["micro"] = part_micro(workdir, data, args.repeats)
+            path.write_text(json.dumps(results, indent=1))
+        for name in filter(None, args.segments.split(",")):
+            workdir, data = prepare(name, out / name)
+            counts = [int(k) for k in args.counts.split(",")]
+            results.setdefault(name, {})["segments"] = part_segments(workdir, data, args.repeats, counts)
+            path.write_text(json.dumps(results, indent=1))
+        for name in filter(None, args.searches.split(",")):
+            workdir, data = prepare(name, out / name)
+            results.setdefault(name, {})["searches"] = part_searches(workdir, data, out / name)
             path.write_text(json.dumps(results, indent=1))
         for name in filter(None, args.search.split(",")):
             workdir, data = prepare(name, out / name)

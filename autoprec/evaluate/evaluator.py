@@ -25,7 +25,7 @@ from autoprec.evaluate.metrics import compare
 from autoprec.evaluate.reference import reconstruction_note, reference_session
 from autoprec.evaluate.runs import run_sample
 from autoprec.evaluate.scores import Scores
-from autoprec.evaluate.segments import Segmenter
+from autoprec.evaluate.segments import Segmenter, segment_count
 from autoprec.evaluate.simulator import Simulator
 from autoprec.evaluate.task import TASK, load_task_metric, relative_score
 from autoprec.ir import CalibratedModel
@@ -52,8 +52,8 @@ class _Worker:
         self.model = CalibratedModel.load(spec.model_path)
         self.samples: list[Sample] = load_samples(spec.data_path, model_inputs(self.model.model), spec.num_samples)
         self.simulator = Simulator(self.model, runtime=spec.runtime)
-        if spec.runtime == "as-searched":  # candidates run as segments cached by content ("ort-default": whole)
-            self.simulator.segmenter = Segmenter(self.simulator.open)
+        if spec.runtime == "as-searched" and segment_count() > 1:  # segments cached by content ("ort-default": whole)
+            self.simulator.segmenter = Segmenter(self.simulator.open, segment_count())
         self.outputs = [o.name for o in self.model.model.graph.output]
         self._references: dict[int, list[np.ndarray]] = {}
         self._incremental: dict[str, Incremental] = {}

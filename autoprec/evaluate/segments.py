@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from autoprec.evaluate.simulator import Built
 
 log = logging.getLogger(__name__)
 
-SEGMENTS = 8  # segments per graph (fewer where the graph has fewer clean cuts)
+SEGMENTS = 8  # segments per graph (fewer where the graph has fewer clean cuts); AUTOPREC_SEGMENTS overrides it
 SEGMENT_SESSIONS = 96  # segment sessions kept (least recently used dropped)
 
 
@@ -49,6 +50,11 @@ class Plan:
     cut_types: dict[str, tuple[str, onnx.TypeProto]]  # cut tensor -> (its zero point, its shape as inferred)
     verified: bool | None = None  # None until the first run compared it with the whole graph
     key: str = field(default="")
+
+
+def segment_count() -> int:
+    """Segments per graph: AUTOPREC_SEGMENTS if set (0 or 1: candidates run as whole sessions), else SEGMENTS."""
+    return int(os.environ.get("AUTOPREC_SEGMENTS") or SEGMENTS)
 
 
 def plan(proto: onnx.ModelProto, count: int) -> Plan | None:
@@ -118,7 +124,9 @@ def plan(proto: onnx.ModelProto, count: int) -> Plan | None:
                     chosen.add(p)
                     stack.append(p)
         made = {t for k in chosen for t in nodes[k].output}
-        reads = dict.fromkeys(t for k in sorted(chosen) for t in nodes[k].input if t and t not in made and t not in inits)
+        reads = dict.fromkeys(
+            t for k in sorted(chosen) for t in nodes[k].input if t and t not in made and t not in inits
+        )
         groups.append((tuple(sorted(chosen)), tuple(reads), {t for k in main[a:b] for t in nodes[k].output}))
     segments = []
     for s, (chosen, reads, made) in enumerate(groups):
