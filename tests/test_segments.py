@@ -61,7 +61,7 @@ def test_segmented_candidates_equal_the_whole_graph_and_the_export(name, request
 
 
 def test_a_one_unit_change_creates_only_the_segments_it_touches(vad_workdir):
-    evaluator = Evaluator(spec_of(vad_workdir, 2))
+    evaluator = Evaluator(spec_of(vad_workdir, 3))  # a worker of its own: no segments cached by other tests
     simulator, segmenter = evaluator.simulator, evaluator.simulator.segmenter
     base = {n: "int16" for n in evaluator.model.calibration}
     evaluator.evaluate(base)

@@ -61,8 +61,8 @@ def plan(proto: onnx.ModelProto, count: int) -> Plan | None:
     """Segments of `proto`'s graph at up to `count - 1` clean cuts of about equal node counts (None: no cut)."""
     graph = proto.graph
     nodes = list(graph.node)
-    if count < 2 or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in nodes
-                        for a in n.attribute):  # fmt: skip
+    subgraphs = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+    if count < 2 or any(a.type in subgraphs for n in nodes for a in n.attribute):
         return None
     inputs = {i.name for i in graph.input}
     inits = {i.name for i in graph.initializer} - inputs
@@ -84,6 +84,38 @@ def plan(proto: onnx.ModelProto, count: int) -> Plan | None:
         and all(nodes[c].op_type != "DequantizeLinear" for c in consumers.get(n.output[0], []))
     }  # fmt: skip
     main = _order(nodes, [k for k in range(len(nodes)) if k not in constant and k not in attached], producer, inputs)
+    cuts = _cuts(nodes, main, attached, producer, consumers, count)
+    if not cuts:
+        return None
+    bounds = [0, *cuts, len(main)]
+    groups = []
+    for a, b in zip(bounds, bounds[1:]):
+        chosen, stack = set(main[a:b]), list(main[a:b])
+        while stack:  # constant-only producers and attached DequantizeLinear nodes come along
+            for t in nodes[stack.pop()].input:
+                p = producer.get(t)
+                if p is not None and (p in constant or p in attached) and p not in chosen:
+                    chosen.add(p)
+                    stack.append(p)
+        made = {t for k in chosen for t in nodes[k].output}
+        reads = dict.fromkeys(t for k in sorted(chosen) for t in nodes[k].input if t and t not in made | inits)
+        groups.append((tuple(sorted(chosen)), tuple(reads), {t for k in main[a:b] for t in nodes[k].output}))
+    segments = []
+    for s, (chosen, reads, made) in enumerate(groups):
+        later = {t for _, r, _ in groups[s + 1 :] for t in r}
+        segments.append(Segment(chosen, reads, tuple(t for t in sorted(made) if t in later or t in outputs)))
+    shapes = {v.name: v.type for v in onnx.shape_inference.infer_shapes(proto).graph.value_info}
+    cut_types = {}
+    for t in {t for s in segments for t in s.inputs if t not in inputs}:
+        q = nodes[producer[t]]
+        if len(q.input) < 3 or t not in shapes:
+            return None
+        cut_types[t] = (q.input[2], shapes[t])
+    return Plan(segments, cut_types)
+
+
+def _cuts(nodes: list, main: list[int], attached: set[int], producer: dict, consumers: dict, count: int) -> list[int]:
+    """Up to `count - 1` clean cut positions in `main` (a cut before position c), nearest to equal node counts."""
     position = {k: i for i, k in enumerate(main)}
 
     def readers(tensor: str) -> list[int]:
@@ -108,45 +140,15 @@ def plan(proto: onnx.ModelProto, count: int) -> Plan | None:
     for j in range(1, count):
         later = [c for c in clean if not cuts or c > cuts[-1]]
         if later:
-            best = min(later, key=lambda c: abs(c - j * len(main) / count))
-            if best not in cuts:
-                cuts.append(best)
-    if not cuts:
-        return None
-    bounds = [0, *cuts, len(main)]
-    groups = []
-    for a, b in zip(bounds, bounds[1:]):
-        chosen, stack = set(main[a:b]), list(main[a:b])
-        while stack:  # constant-only producers and attached DequantizeLinear nodes come along
-            for t in nodes[stack.pop()].input:
-                p = producer.get(t)
-                if p is not None and (p in constant or p in attached) and p not in chosen:
-                    chosen.add(p)
-                    stack.append(p)
-        made = {t for k in chosen for t in nodes[k].output}
-        reads = dict.fromkeys(
-            t for k in sorted(chosen) for t in nodes[k].input if t and t not in made and t not in inits
-        )
-        groups.append((tuple(sorted(chosen)), tuple(reads), {t for k in main[a:b] for t in nodes[k].output}))
-    segments = []
-    for s, (chosen, reads, made) in enumerate(groups):
-        later = {t for _, r, _ in groups[s + 1 :] for t in r}
-        segments.append(Segment(chosen, reads, tuple(t for t in sorted(made) if t in later or t in outputs)))
-    cut = {t for s in segments for t in s.inputs if t not in inputs}
-    shapes = {v.name: v.type for v in onnx.shape_inference.infer_shapes(proto).graph.value_info}
-    cut_types = {}
-    for t in cut:
-        q = nodes[producer[t]]
-        if len(q.input) < 3 or t not in shapes:
-            return None
-        cut_types[t] = (q.input[2], shapes[t])
-    return Plan(segments, cut_types)
+            cuts.append(min(later, key=lambda c: abs(c - j * len(main) / count)))
+    return cuts
 
 
 def _order(nodes: list, main: list[int], producer: dict, inputs: set[str]) -> list[int]:
     """`main` in graph order, but each QuantizeLinear of a computed tensor right after that tensor's producer
     (the exporter puts it just before its consumer), so a cut can fall on its integer output."""
-    source = {t: p for t, p in producer.items() if p in main}
+    kept = set(main)
+    source = {t: p for t, p in producer.items() if p in kept}
     early: dict[int, list[int]] = {}  # producer (-1: a graph input) -> its QuantizeLinear nodes
     for k in main:
         node = nodes[k]
