@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from autoprec.evaluate.segments import SEGMENTS  # noqa: E402
-from benchmarks.common import MODELS  # noqa: E402
+from autoprec.evaluate.segments import SEGMENTS, segment_count  # noqa: E402
+from benchmarks.common import MODELS, peak_rss_mb  # noqa: E402
 from benchmarks.performance import BUDGET, JOBS, choose_target, prepare, warm_mixes  # noqa: E402
 
 STEPS = ("build", "create", "first_run", "other_runs", "metrics")
@@ -221,6 +221,8 @@ def part_replay(workdir: Path, data: Path, search_out: Path, jobs: int) -> dict:
     listed = sorted(json.loads((search_out / "candidates.json").read_text()), key=lambda c: c["index"])
     feeds = [evaluator.sample(i) for i in range(evaluator.num_samples)]
     evaluator.evaluate(base)  # the workers' float references, as a search computes them first
+    segmenter = evaluator.simulator.segmenter  # at jobs 1 the candidates run in this process: count its segments
+    created = segmenter.created if segmenter and jobs == 1 else 0
     ratios, cpu_ratios = [], []
     for candidate in listed:
         assignment = {**base, **candidate["changes"]}
@@ -233,7 +235,9 @@ def part_replay(workdir: Path, data: Path, search_out: Path, jobs: int) -> dict:
         cpu_ratios.append((cpu + children_cpu() - before) / static_cpu)
     return {"jobs": jobs, "candidates": len(listed), "median": statistics.median(ratios),
             "mean": statistics.mean(ratios), "cpu_median": statistics.median(cpu_ratios),
-            "cpu_mean": statistics.mean(cpu_ratios), "load_average": os.getloadavg()}  # fmt: skip
+            "cpu_mean": statistics.mean(cpu_ratios), "load_average": os.getloadavg(), "segments": segment_count(),
+            "segments_per_candidate": (segmenter.created - created) / len(listed) if segmenter and jobs == 1 else None,
+            "ratios": ratios, "cpu_ratios": cpu_ratios, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
 
 
 def part_reuse(workdir: Path, data: Path, search_out: Path, window: int = 5) -> dict:
@@ -301,11 +305,12 @@ def tables(results: dict) -> str:
                          f"{1000 * s['seconds_per_run']:.0f} ms | {1000 * s['static_per_sample']:.0f} ms | "
                          f"{s['ratio_1_thread']:.2f}x | {s['ratio_per_worker']:.2f}x |")  # fmt: skip
     for name, res in results.items():
-        for key in ("replay_jobs1", f"replay_jobs{JOBS}"):
+        for key in sorted(k for k in res if k.startswith("replay_jobs")):
             if key in res:
                 r = res[key]
                 cpu = f"CPU median {r.get('cpu_median', 0):.2f}x (mean {r.get('cpu_mean', 0):.2f}x) the static run's"
                 wall = f"wall median {r['median']:.2f}x (mean {r['mean']:.2f}x) static / {r['jobs']}"
+                wall = f"segments {r.get('segments', 0)}, {wall}"
                 lines.append(
                     f"\n{name}: the search's {r['candidates']} candidates replayed, jobs {r['jobs']}: {wall}; {cpu}"
                 )
@@ -354,7 +359,8 @@ def main() -> int:
             workdir, data = prepare(name, out / name)
             results.setdefault(name, {})["reuse"] = part_reuse(workdir, data, out / f"search-{name}")
             for jobs in (1, JOBS):
-                results[name][f"replay_jobs{jobs}"] = part_replay(workdir, data, out / f"search-{name}", jobs)
+                key = f"replay_jobs{jobs}_segments{segment_count()}"
+                results[name][key] = part_replay(workdir, data, out / f"search-{name}", jobs)
             path.write_text(json.dumps(results, indent=1))
     print(tables(results))
     return 0
