@@ -32,7 +32,7 @@ from autoprec.ir.float16 import float16_round
 from autoprec.ir.records import graph_maps
 
 if TYPE_CHECKING:
-    from autoprec.evaluate.segments import Segmenter
+    from autoprec.evaluate.segments import SegmentedSession, Segmenter
 
 Assignment = dict[str, str]
 RUNTIMES = ("as-searched", "ort-default")  # ort-default: onnxruntime's default session, as ONNX Runtime CPU deploys
@@ -71,15 +71,16 @@ class Simulator:
         self._values: dict[tuple[str, str], ort.OrtValue] = {}
         self._lock = threading.Lock()
         self._weights = _private_weights(model)  # tensor -> its one calibration node (the in-memory fast path)
-        self._sessions: OrderedDict[str, ort.InferenceSession] = OrderedDict()
+        self._sessions: OrderedDict[str, ort.InferenceSession | SegmentedSession] = OrderedDict()
         self.builds = 0  # sessions created by `session` (the cost a cached session saves)
         self.prebuilt = 0  # of those, built ahead in the background (`prepare`)
         self._pending: OrderedDict[str, Future] = OrderedDict()  # sessions `prepare` builds in the background
         self._builder: ThreadPoolExecutor | None = None
         self.segmenter: Segmenter | None = None  # set: candidates run as cached segments (`autoprec.evaluate.segments`)
 
-    def session(self, assignment: Assignment | None) -> ort.InferenceSession:
-        """A session for `assignment` (None: the float model); the last SESSIONS_KEPT are reused as they are."""
+    def session(self, assignment: Assignment | None) -> ort.InferenceSession | SegmentedSession:
+        """A session for `assignment` (None: the float model; with a `segmenter`, candidates run as cached
+        segments); the last SESSIONS_KEPT are reused as they are."""
         key = self._key(assignment)
         if key in self._sessions:
             self._sessions.move_to_end(key)
@@ -105,7 +106,7 @@ class Simulator:
     def _key(self, assignment: Assignment | None) -> str:
         return "float" if assignment is None else json.dumps(sorted({**self.model.assignment(), **assignment}.items()))
 
-    def _create(self, assignment: Assignment | None) -> ort.InferenceSession:
+    def _create(self, assignment: Assignment | None) -> ort.InferenceSession | SegmentedSession:
         if self.runtime == "ort-default" and assignment is not None:  # the deployed file, fused as it deploys
             proto = deploy_onnx(self.model, {**self.model.assignment(), **assignment}).SerializeToString()
             options = session_options(self.threads, self.runtime)
