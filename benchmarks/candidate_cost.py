@@ -1,6 +1,7 @@
 """Issue 12: what one candidate evaluation costs against the static QDQ run of the same samples, same process.
 
     python -m benchmarks.candidate_cost [--models layout,ocr_det,vad,magika] [--repeats 7] [--search layout]
+        [--segments layout,ocr_det --counts 0,4,8,16] [--searches layout] [--reuse layout]
 
 The setup of benchmarks/performance.py (8 calibration samples, 4 other samples to search on). Per model:
 
@@ -8,6 +9,9 @@ The setup of benchmarks/performance.py (8 calibration samples, 4 other samples t
   warm over the 4 samples at 1 thread; `Evaluator.evaluate` (jobs 1) of a new mix; a third new mix taken
   apart into its steps (proto build, session creation, first run, other runs, metrics); and `Evaluator.evaluate`
   of a mix evaluated before (on other samples: a held-out check), which reuses its session.
+- segments (`--segments`, per segment count K; 0: whole sessions): new candidates against the static QDQ run
+  of each, one-unit changes (prune-like) and random half-raised mixes (the worst case for segment reuse).
+- searches (`--searches`): the same search with whole sessions, then with cached segments (AUTOPREC_SEGMENTS).
 - search (`--search`): a real search (target as performance.py, budget 50, jobs 2, default strategies); the
   evaluation wall time per candidate run on one sample (sensitivity excluded) against the static QDQ run of
   its winner per sample at 1 thread, and the ratio a 2-worker search would reach if workers cost nothing.
@@ -296,6 +300,22 @@ def tables(results: dict) -> str:
     lines += ["", "| model | " + " | ".join(STEPS) + " |", "|---|" + "---|" * len(STEPS)]
     for name, m in micro.items():
         lines.append(f"| {name} | " + " | ".join(f"{1000 * m['seconds'][k]:.0f} ms" for k in STEPS) + " |")
+    segmented = {name: res["segments"] for name, res in results.items() if "segments" in res}
+    if segmented:
+        lines += ["", "| model | K | load | static QDQ run | one-unit change: wall / CPU (segments created) | "
+                  "random half-raised mix: wall / CPU (segments created) |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for name, seg in segmented.items():
+            for count, r in seg["counts"].items():
+                cells = [f"{r[m]['wall']:.2f}x / {r[m]['cpu']:.2f}x ({r[m]['segments_created']:.1f})"
+                         for m in ("one_unit", "random")]  # fmt: skip
+                lines.append(f"| {name} | {count if int(count) > 1 else 'whole'} | {r['load_average'][0]:.1f} | "
+                             f"{r['random']['static_ms']:.0f} ms | {cells[0]} | {cells[1]} |")  # fmt: skip
+    for name, res in results.items():
+        for segments, run in res.get("searches", {}).items():
+            lines.append(f"\n{name} search, {'whole sessions' if int(segments) < 2 else f'{segments} segments'}: "
+                         f"met {run['met']}, worst on export {run['on_export']['worst']:.4f}, cost {run['cost']:.4f}, "
+                         f"wall {run['wall_seconds']:.0f} s (sensitivity {run['sensitivity_seconds']:.0f} s), "
+                         f"load {run['load_average'][0]:.1f}")  # fmt: skip
     searches = {name: res["search"] for name, res in results.items() if "search" in res}
     if searches:
         lines += ["", "| model | candidates | candidate-sample runs | evaluation wall | per run | static run per "
