@@ -4,16 +4,26 @@ one-unit change creates only the segments it touches, and what cannot be cut (or
 from __future__ import annotations
 
 import logging
+import shutil
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 
-from autoprec.evaluate import Evaluator
+from autoprec.evaluate import EvalSpec, Evaluator
+from autoprec.evaluate.builds import ProtoCache
 from autoprec.evaluate.exported import score_exported
 from autoprec.evaluate.segments import Plan, SegmentedSession, Segmenter
-from autoprec.ir import FEATURE
-from tests.test_core import mixed_assignment, run_onnx, spec_of
+from autoprec.evaluate.simulator import Simulator
+from autoprec.ir import FEATURE, CalibratedModel
+from tests.test_core import mixed_assignment, run_onnx
+
+
+def own_evaluator(workdir: Path, tmp_path: Path, samples: int = 2) -> Evaluator:
+    """An evaluator with a worker of its own (a copy of the model): no sessions cached by other tests."""
+    shutil.copy(workdir / "calibrated_model.onnx", tmp_path / "calibrated_model.onnx")
+    return Evaluator(EvalSpec(str(tmp_path / "calibrated_model.onnx"), str(workdir / "calibration_data"), samples))
 
 
 def inner_node(evaluator: Evaluator, plan: Plan, segment: int, skip: int = 0) -> str:
@@ -47,8 +57,8 @@ def assert_equals_export(evaluator: Evaluator, assignment: dict[str, str], indic
 
 
 @pytest.mark.parametrize("name", ["vad", "magika"])
-def test_segmented_candidates_equal_the_whole_graph_and_the_export(name, request):
-    evaluator = Evaluator(spec_of(request.getfixturevalue(f"{name}_workdir"), 2))
+def test_segmented_candidates_equal_the_whole_graph_and_the_export(name, request, tmp_path):
+    evaluator = own_evaluator(request.getfixturevalue(f"{name}_workdir"), tmp_path)
     model, simulator = evaluator.model, evaluator.simulator
     int8 = {n: "int8" for n in model.calibration}
     session = simulator.session(int8)
@@ -60,8 +70,8 @@ def test_segmented_candidates_equal_the_whole_graph_and_the_export(name, request
     assert session.plan.verified is True  # the guard compared the first run with the whole graph's
 
 
-def test_a_one_unit_change_creates_only_the_segments_it_touches(vad_workdir):
-    evaluator = Evaluator(spec_of(vad_workdir, 3))  # a worker of its own: no segments cached by other tests
+def test_a_one_unit_change_creates_only_the_segments_it_touches(vad_workdir, tmp_path):
+    evaluator = own_evaluator(vad_workdir, tmp_path)
     simulator, segmenter = evaluator.simulator, evaluator.simulator.segmenter
     base = {n: "int16" for n in evaluator.model.calibration}
     evaluator.evaluate(base)
@@ -82,16 +92,16 @@ def test_a_one_unit_change_creates_only_the_segments_it_touches(vad_workdir):
     assert_equals_export(evaluator, at_cut, [0, 1])
 
 
-def test_an_uncuttable_structure_runs_whole(magika_workdir):
-    evaluator = Evaluator(spec_of(magika_workdir, 2))
+def test_an_uncuttable_structure_runs_whole(magika_workdir, tmp_path):
+    evaluator = own_evaluator(magika_workdir, tmp_path)
     float32 = {n: "float32" for n in evaluator.model.calibration}  # no Q/DQ: no clean cut
     session = evaluator.simulator.session(float32)
     assert isinstance(session, ort.InferenceSession)
     assert_equals_export(evaluator, float32, [0, 1])
 
 
-def test_the_guard_runs_a_structure_whole_when_its_segments_differ(vad_workdir, caplog):
-    evaluator = Evaluator(spec_of(vad_workdir, 2))
+def test_the_guard_runs_a_structure_whole_when_its_segments_differ(vad_workdir, caplog, tmp_path):
+    evaluator = own_evaluator(vad_workdir, tmp_path)
     simulator = evaluator.simulator
     segmenter = Segmenter(simulator.open)  # its own plans: this structure is not verified yet
     base = {n: "int8" for n in evaluator.model.calibration}
@@ -109,8 +119,8 @@ def test_the_guard_runs_a_structure_whole_when_its_segments_differ(vad_workdir, 
     assert isinstance(again, ort.InferenceSession)  # the structure now runs whole
 
 
-def test_layout_segments_equal_the_export(layout_workdir):
-    evaluator = Evaluator(spec_of(layout_workdir, 2))
+def test_layout_segments_equal_the_export(layout_workdir, tmp_path):
+    evaluator = own_evaluator(layout_workdir, tmp_path)
     simulator, segmenter = evaluator.simulator, evaluator.simulator.segmenter
     names = sorted(evaluator.model.calibration)
     half = {n: ("int8", "int16")[k % 2] for k, n in enumerate(names)}
@@ -122,3 +132,21 @@ def test_layout_segments_equal_the_export(layout_workdir):
     created = segmenter.created
     assert_equals_export(evaluator, changed, [0, 1])
     assert segmenter.created == created + 1
+
+
+@pytest.mark.parametrize("name", ["vad", "magika"])
+def test_a_patched_build_equals_a_fresh_one(name, request):
+    model = CalibratedModel.load(request.getfixturevalue(f"{name}_workdir") / "calibrated_model.onnx")
+    simulator, fresh = Simulator(model), Simulator(model)
+    int8, mixed = {n: "int8" for n in model.calibration}, mixed_assignment(model)
+    one = next(n for n in model.calibration if mixed[n] == "int8")
+    float16 = {**int8, one: "float16"}  # other nodes: not patched
+    sequence = [int8, {n: "int16" for n in model.calibration}, mixed, {**mixed, one: "int16"}, mixed, float16, int8]
+    patched = simulator._protos.patched
+    for assignment in sequence:
+        got = simulator.build(assignment)
+        want = fresh.build(assignment)
+        fresh._protos = ProtoCache(model)  # always built by to_onnx
+        assert got.proto.SerializeToString() == want.proto.SerializeToString()
+        assert got.in_memory == want.in_memory
+    assert simulator._protos.patched == patched + 3  # int16, the one-node change of mixed, back to mixed

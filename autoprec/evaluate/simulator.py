@@ -26,6 +26,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, numpy_helper
 
+from autoprec.evaluate.builds import ProtoCache
 from autoprec.ir import EC, FEATURE, CalibratedModel, CalibrationNode
 from autoprec.ir.deploy import deploy_onnx
 from autoprec.ir.float16 import float16_round
@@ -76,6 +77,7 @@ class Simulator:
         self.prebuilt = 0  # of those, built ahead in the background (`prepare`)
         self._pending: OrderedDict[str, Future] = OrderedDict()  # sessions `prepare` builds in the background
         self._builder: ThreadPoolExecutor | None = None
+        self._protos = ProtoCache(model)  # the next candidate's proto patched from the last one
         self.segmenter: Segmenter | None = None  # set: candidates run as cached segments (`autoprec.evaluate.segments`)
 
     def session(self, assignment: Assignment | None) -> ort.InferenceSession | SegmentedSession:
@@ -124,7 +126,7 @@ class Simulator:
             name: (qtypes[name] if assignment is not None and self._rendered(cal, qtypes[name]) else "float32")
             for name, cal in self.model.calibration.items()
         }
-        proto = self.model.to_onnx(rendered, metadata=False)
+        proto = self._protos.proto(rendered) if assignment is not None else self.model.to_onnx(rendered, metadata=False)
         in_memory: dict[str, str] = {}
         for init in proto.graph.initializer:
             if init.data_type != TensorProto.FLOAT or init.name not in self.model.initializers:
@@ -135,9 +137,13 @@ class Simulator:
             if _elements(init) < IN_MEMORY_MIN_ELEMENTS:
                 if qtype != "float32":  # a small weight stays in the proto, fake-quantized like any other
                     init.CopyFrom(numpy_helper.from_array(self._array(init.name, qtype), init.name))
+                elif fast:  # float32 again in a proto patched from one that had it fake-quantized
+                    init.CopyFrom(self.model.initializers[init.name])
                 continue
             in_memory[init.name] = qtype
             _mark_in_memory(init)
+        if assignment is not None:
+            self._protos.keep(rendered, proto)
         return Built(proto, in_memory)
 
     def open(self, built: Built) -> ort.InferenceSession:
