@@ -74,6 +74,11 @@ def children_cpu() -> float:
     return total
 
 
+def rss_mb() -> float:
+    """Resident memory of this process now, in MiB."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def steps_of(evaluator, assignment: dict[str, str]) -> dict[str, float]:
     """One new candidate taken apart: the simulator's proto, onnxruntime's session, the runs, the metrics."""
     from autoprec.evaluate.metrics import compare
@@ -163,13 +168,14 @@ def part_segments(workdir: Path, data: Path, repeats: int, counts: list[int]) ->
                 wall, cpu = clocked(lambda a=assignment: evaluator.evaluate(a))
                 made = (simulator.segmenter.created if simulator.segmenter else 0) - created
                 rows[mode].append((wall / static_wall, cpu / static_cpu, made, static_wall))
+        kept = len(simulator.segmenter._sessions) if simulator.segmenter else 0
         results[str(count)] = {
             mode: {"wall": statistics.median(r[0] for r in rows[mode]),
                    "cpu": statistics.median(r[1] for r in rows[mode]),
                    "segments_created": statistics.mean(r[2] for r in rows[mode]),
                    "static_ms": 1000 * statistics.median(r[3] for r in rows[mode])}
             for mode in rows
-        } | {"load_average": os.getloadavg()}  # fmt: skip
+        } | {"load_average": os.getloadavg(), "segment_sessions": kept, "rss_mb": rss_mb()}  # fmt: skip
     return {"samples": len(feeds), "counts": results}
 
 
