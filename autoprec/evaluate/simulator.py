@@ -146,11 +146,16 @@ class Simulator:
             self._protos.keep(rendered, proto)
         return Built(proto, in_memory)
 
-    def open(self, built: Built) -> ort.InferenceSession:
-        """A session of a built proto (or of a part of one: only the in-memory weights it uses are handed over)."""
+    def open(self, built: Built, shared_arena: bool = False) -> ort.InferenceSession:
+        """A session of a built proto (or of a part of one: only the in-memory weights it uses are handed over).
+        `shared_arena`: its activations in the process's one shared arena, not an arena of its own (the many
+        cached segment sessions would otherwise keep about 40 MB each on layout)."""
         used = {i.name for i in built.proto.graph.initializer}
         names = [name for name in built.in_memory if name in used]
         options = session_options(self.threads)
+        if shared_arena:
+            _register_shared_arena()
+            options.add_session_config_entry("session.use_env_allocators", "1")
         options.add_external_initializers(names, [self._value(n, built.in_memory[n]) for n in names])
         return ort.InferenceSession(built.proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
@@ -175,6 +180,20 @@ class Simulator:
             if key not in self._values:
                 self._values[key] = ort.OrtValue.ortvalue_from_numpy(np.array(self._array(name, qtype), order="C"))
             return self._values[key]
+
+
+_ARENA = threading.Lock()
+_arena_registered = False
+
+
+def _register_shared_arena() -> None:
+    """Register onnxruntime's process-wide CPU arena once (sessions opt in with `session.use_env_allocators`)."""
+    global _arena_registered
+    with _ARENA:
+        if not _arena_registered:
+            memory = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+            ort.create_and_register_allocator(memory, None)
+            _arena_registered = True
 
 
 def _private_weights(model: CalibratedModel) -> dict[str, CalibrationNode]:
