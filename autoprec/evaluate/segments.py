@@ -218,7 +218,7 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 class Segmenter:
     """Segment sessions of one simulator's candidates, cached by content (LRU, `kept` sessions)."""
 
-    def __init__(self, opener: Callable[..., ort.InferenceSession], count: int = SEGMENTS,
+    def __init__(self, opener: Callable[[Built], ort.InferenceSession], count: int = SEGMENTS,
                  kept: int = SEGMENT_SESSIONS):  # fmt: skip
         self.open = opener
         self.count = count
@@ -278,7 +278,7 @@ class Segmenter:
         )  # fmt: skip
         model = helper.make_model(sub, opset_imports=built.proto.opset_import, ir_version=built.proto.ir_version)
         model.functions.extend(built.proto.functions)
-        self._sessions[key] = self.open(Built(model, built.in_memory), shared_arena=True)
+        self._sessions[key] = self.open(Built(model, built.in_memory))
         self.created += 1
         if len(self._sessions) > self.kept:
             self._sessions.popitem(last=False)
