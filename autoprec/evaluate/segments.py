@@ -19,7 +19,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -49,7 +49,7 @@ class Plan:
     segments: list[Segment]
     cut_types: dict[str, tuple[str, onnx.TypeProto]]  # cut tensor -> (its zero point, its shape as inferred)
     verified: bool | None = None  # None until the first run compared it with the whole graph
-    key: str = field(default="")
+    key: str = ""  # the structure's signature (named in the guard's debug log)
 
 
 def segment_count() -> int:
@@ -189,6 +189,7 @@ class SegmentedSession:
         self._session: ort.InferenceSession | None = None
 
     def whole(self) -> ort.InferenceSession:
+        """The whole graph's session (created on first use: the guard's comparison, or a refused structure)."""
         if self._session is None:
             self._session = self._whole()
         return self._session
