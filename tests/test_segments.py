@@ -26,7 +26,7 @@ def own_evaluator(workdir: Path, tmp_path: Path, samples: int = 2) -> Evaluator:
     return Evaluator(EvalSpec(str(tmp_path / "calibrated_model.onnx"), str(workdir / "calibration_data"), samples))
 
 
-def inner_node(evaluator: Evaluator, plan: Plan, segment: int, skip: int = 0) -> str:
+def inner_node(evaluator: Evaluator, plan: Plan, segment: int) -> str:
     """A feature calibration node whose Q/DQ pair lies inside `segment` of `plan` (its integer tensor is no cut)."""
     graph = evaluator.simulator.build({n: "int8" for n in evaluator.model.calibration}).proto.graph
     names = {graph.node[k].name for k in plan.segments[segment].nodes}
@@ -35,7 +35,7 @@ def inner_node(evaluator: Evaluator, plan: Plan, segment: int, skip: int = 0) ->
         name for name, cal in evaluator.model.calibration.items()
         if cal.tensor_type == FEATURE and f"{name}/QuantizeLinear" in names and f"{name}/quantized" not in cut
     ]  # fmt: skip
-    return inside[skip]
+    return inside[0]
 
 
 def cut_node(evaluator: Evaluator, plan: Plan) -> str:
