@@ -1,13 +1,17 @@
-"""Cheaper candidates (issue 12): what a candidate evaluation reuses stays bit-exact with the exported model."""
+"""Cheaper candidates (issue 12): what a candidate evaluation reuses stays bit-exact with the exported model, and
+one candidate at jobs 2 runs in this process over threads, its sessions created once."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from autoprec.evaluate import Evaluator
+from autoprec.evaluate.evaluator import _worker
 from autoprec.evaluate.exported import score_exported
 from autoprec.ir import CalibratedModel
 from tests.test_core import mixed_assignment, run_onnx, spec_of
+from tests.test_segments import own_evaluator
 
 
 def test_a_candidate_run_again_reuses_its_session_and_equals_the_export(vad_workdir):
@@ -60,3 +64,32 @@ def test_a_batch_builds_the_next_session_while_one_runs_and_equals_the_export(ma
         for output in evaluator.outputs:
             for metric, values in want.values[output].items():
                 np.testing.assert_array_equal(got.values[output][metric], values)
+
+
+@pytest.mark.parametrize("name", ["vad", "magika"])
+def test_one_candidate_at_jobs_2_runs_here_over_threads_with_its_sessions_created_once(name, request, tmp_path):
+    workdir = request.getfixturevalue(f"{name}_workdir")
+    copies = []
+    for jobs in (1, 2):  # each on a copy of the model: a worker of its own, no segment sessions cached by others
+        (tmp_path / str(jobs)).mkdir()
+        copies.append(own_evaluator(workdir, tmp_path / str(jobs), 4))
+        copies[-1].jobs = jobs
+    serial, threaded = copies
+    model = serial.model
+    mixed = mixed_assignment(model)
+    neighbour = {**mixed, next(n for n in model.calibration if mixed[n] == "int16"): "int8"}  # a one-unit change
+    for assignment in (mixed, neighbour):  # the first also runs the segment guard (its first sample alone)
+        created, builds, executed = [], [], []
+        for evaluator in (serial, threaded):
+            simulator, local = evaluator.simulator, _worker(evaluator.spec)
+            before = (simulator.segmenter.created, simulator.builds, local.executed)
+            scores = evaluator.evaluate(assignment)
+            created.append(simulator.segmenter.created - before[0])
+            builds.append(simulator.builds - before[1])
+            executed.append(local.executed - before[2])
+            want = score_exported(evaluator, assignment)
+            for output in evaluator.outputs:
+                for metric, values in want.values[output].items():
+                    np.testing.assert_array_equal(scores.values[output][metric], values)
+        assert builds == [1, 1] and executed == [4, 4]  # at jobs 2 too: one session, all 4 samples in this process
+        assert created[1] == created[0] > 0  # its segment sessions created once, as at jobs 1

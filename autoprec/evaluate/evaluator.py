@@ -23,7 +23,7 @@ from autoprec.engine.cost import op_costs
 from autoprec.evaluate.incremental import Incremental
 from autoprec.evaluate.metrics import compare
 from autoprec.evaluate.reference import reconstruction_note, reference_session
-from autoprec.evaluate.runs import run_sample
+from autoprec.evaluate.runs import run_sample, run_threaded
 from autoprec.evaluate.scores import Scores
 from autoprec.evaluate.segments import Segmenter, segment_count
 from autoprec.evaluate.simulator import Simulator
@@ -60,12 +60,14 @@ class _Worker:
         self.executed = 0.0  # full-model-run equivalents of the runs made by this process
         self._reference = reference_session(spec.float_model, self.model.model) if spec.float_model else None
 
-    def run(self, assignment: Assignment | None, indices: list[int]) -> list[list[np.ndarray]]:
+    def run(self, assignment: Assignment | None, indices: list[int], threads: int = 1) -> list[list[np.ndarray]]:
+        """Outputs of `assignment` (None: the float model) on the samples `indices`; a candidate's samples run
+        `threads` at a time, sharing its one session (`run_threaded`)."""
         session = self.simulator.session(assignment)
         self.executed += len(indices)
         if assignment is None:  # the float model failing on a sample is the data's fault; a candidate failing is ours
             return [run_sample(session, self.outputs, self.samples[i], i) for i in indices]
-        return [session.run(self.outputs, self.samples[i]) for i in indices]
+        return run_threaded(session, self.outputs, [self.samples[i] for i in indices], threads)
 
     def incremental(self, background: Assignment) -> Incremental:
         """The incremental runner against `background` (one per background, kept for the process)."""
@@ -87,14 +89,15 @@ class _Worker:
         return [self._references[i] for i in indices]
 
     def scores(
-        self, assignment: Assignment, indices: list[int], background: Assignment | None = None
+        self, assignment: Assignment, indices: list[int], background: Assignment | None = None, threads: int = 1
     ) -> dict[str, dict[str, list[float]]]:
-        """Metrics per output and sample against float; with `background`, run only what differs from it."""
+        """Metrics per output and sample against float; with `background`, run only what differs from it; without,
+        the samples run `threads` at a time."""
         refs = self.references(indices)
         result: dict[str, dict[str, list[float]]] = {o: {} for o in self.outputs}
         unchanged: dict[tuple[int, str], dict[str, float]] = {}
         if background is None:
-            self.last_outputs = self.run(assignment, indices)
+            self.last_outputs = self.run(assignment, indices, threads)
         else:
             runner = self.incremental(background)
             before = runner.executed
@@ -133,13 +136,13 @@ def _signature(spec: EvalSpec) -> tuple:
 
 
 def _score_chunk(
-    spec: EvalSpec, assignment: Assignment, indices: list[int], background: Assignment | None = None
+    spec: EvalSpec, assignment: Assignment, indices: list[int], background: Assignment | None = None, threads: int = 1
 ) -> tuple[dict, list | None, float]:
-    """Scores of one assignment on some samples in this process, its raw outputs if a task metric needs them,
-    and the full-model-run equivalents it took."""
+    """Scores of one assignment on some samples in this process (`threads` samples at a time), its raw outputs if a
+    task metric needs them, and the full-model-run equivalents it took."""
     worker = _worker(spec)
     before = worker.executed
-    scores = worker.scores(assignment, indices, background)
+    scores = worker.scores(assignment, indices, background, threads)
     return scores, (worker.last_outputs if spec.task_metric else None), worker.executed - before
 
 
@@ -213,13 +216,16 @@ class Evaluator:
         return self.evaluate_many([assignment], indices)[0]
 
     def evaluate_many(self, assignments: list[Assignment], indices: list[int] | None = None) -> list[Scores]:
-        """Scores of several assignments, spread over the worker processes."""
+        """Scores of several assignments, spread over the worker processes; fewer assignments than jobs run in this
+        process, one after the other, each with its samples over `jobs` threads sharing its sessions (created once,
+        not once per worker)."""
         indices = list(range(self.num_samples)) if indices is None else list(indices)
         started = time.perf_counter()
-        splits = max(1, min(len(indices), self.jobs // max(1, len(assignments))))
+        threads = self.jobs if len(assignments) < self.jobs else 1
+        splits = 1 if threads > 1 else max(1, min(len(indices), self.jobs // max(1, len(assignments))))
         chunks = [c.tolist() for c in np.array_split(np.asarray(indices), splits) if len(c)]
         tasks = [(a, chunk) for a in assignments for chunk in chunks]
-        if self.jobs > 1 and len(tasks) > 1:
+        if self.jobs > 1 and len(tasks) > 1 and threads == 1:
             parts = Parallel(n_jobs=self.jobs, backend="loky")(
                 delayed(_score_chunk)(self.spec, a, chunk) for a, chunk in tasks
             )
@@ -228,7 +234,7 @@ class Evaluator:
             for k, (assignment, chunk) in enumerate(tasks):
                 if k + 1 < len(tasks):  # the next candidate's session builds while this one runs
                     _worker(self.spec).simulator.prepare(tasks[k + 1][0])
-                parts.append(_score_chunk(self.spec, assignment, chunk))
+                parts.append(_score_chunk(self.spec, assignment, chunk, threads=threads))
         self.model_runs += len(assignments) * len(indices)
         self.equivalents += sum(executed for _, _, executed in parts)
         results = self._collect([part[:2] for part in parts], len(chunks), indices)
