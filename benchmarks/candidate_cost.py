@@ -27,6 +27,7 @@ import os
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -218,7 +219,8 @@ def part_search(name: str, workdir: Path, data: Path, out: Path) -> dict:
 def part_replay(workdir: Path, data: Path, search_out: Path, jobs: int) -> dict:
     """That search's candidates again, in its order, each `Evaluator.evaluate` (fresh `jobs` workers) interleaved
     with the static QDQ run of the same candidate over the same samples (1 thread, warm): the ratio per
-    candidate to the static run divided by `jobs` (what the same cores would take for the static model)."""
+    candidate to the static run divided by `jobs` (what the same cores would take for the static model), and
+    ("wide") to the static run with its samples over `jobs` threads, measured right after the candidate."""
     from joblib.externals.loky import get_reusable_executor
 
     from autoprec.evaluate import EvalSpec, Evaluator
@@ -233,7 +235,7 @@ def part_replay(workdir: Path, data: Path, search_out: Path, jobs: int) -> dict:
     evaluator.evaluate(base)  # the workers' float references, as a search computes them first
     segmenter = evaluator.simulator.segmenter  # at jobs 1 the candidates run in this process: count its segments
     created = segmenter.created if segmenter and jobs == 1 else 0
-    ratios, cpu_ratios = [], []
+    ratios, cpu_ratios, wide = [], [], []  # wide: against the static run's samples over `jobs` threads
     for candidate in listed:
         assignment = {**base, **candidate["changes"]}
         static = static_session(evaluator.model, assignment)
@@ -241,11 +243,17 @@ def part_replay(workdir: Path, data: Path, search_out: Path, jobs: int) -> dict:
         static_wall, static_cpu = clocked(lambda s=static: [s.run(evaluator.outputs, f) for f in feeds])
         before = children_cpu()
         wall, cpu = clocked(lambda a=assignment: evaluator.evaluate(a))
+        cpu += children_cpu() - before
+        with ThreadPoolExecutor(jobs) as pool:
+            wide_wall, wide_cpu = clocked(lambda s=static: list(pool.map(lambda f: s.run(evaluator.outputs, f), feeds)))
         ratios.append(wall / (static_wall / jobs))
-        cpu_ratios.append((cpu + children_cpu() - before) / static_cpu)
+        cpu_ratios.append(cpu / static_cpu)
+        wide.append((wall / wide_wall, cpu / wide_cpu))
     return {"jobs": jobs, "candidates": len(listed), "median": statistics.median(ratios),
             "mean": statistics.mean(ratios), "cpu_median": statistics.median(cpu_ratios),
             "cpu_mean": statistics.mean(cpu_ratios), "load_average": os.getloadavg(), "segments": segment_count(),
+            "wide_median": statistics.median(w for w, _ in wide),
+            "wide_cpu_median": statistics.median(c for _, c in wide),
             "segments_per_candidate": (segmenter.created - created) / len(listed) if segmenter and jobs == 1 else None,
             "ratios": ratios, "cpu_ratios": cpu_ratios, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
 

@@ -535,7 +535,7 @@ def test_parallel_evaluator_gives_identical_scores(vad_workdir):
     assignments = [*baseline_assignments(serial.model, PROFILES["hmct"]).values(), mixed_assignment(serial.model)]
     for one, two in zip(serial.evaluate_many(assignments), parallel.evaluate_many(assignments)):
         assert one.to_json() == two.to_json()
-    # one assignment: the samples are split across both workers
+    # one assignment: in this process, its samples over 2 threads
     single_serial = serial.evaluate(assignments[-1])
     single_parallel = parallel.evaluate(assignments[-1])
     assert single_serial.to_json() == single_parallel.to_json()
