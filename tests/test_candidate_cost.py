@@ -79,11 +79,12 @@ def test_one_candidate_at_jobs_2_runs_here_over_threads_with_its_sessions_create
     mixed = mixed_assignment(model)
     neighbour = {**mixed, next(n for n in model.calibration if mixed[n] == "int16"): "int8"}  # a one-unit change
     for assignment in (mixed, neighbour):  # the first also runs the segment guard (its first sample alone)
-        created, builds, executed = [], [], []
+        created, builds, executed, results = [], [], [], []
         for evaluator in (serial, threaded):
             simulator, local = evaluator.simulator, _worker(evaluator.spec)
             before = (simulator.segmenter.created, simulator.builds, local.executed)
             scores = evaluator.evaluate(assignment)
+            results.append(scores.to_json())
             created.append(simulator.segmenter.created - before[0])
             builds.append(simulator.builds - before[1])
             executed.append(local.executed - before[2])
@@ -91,5 +92,6 @@ def test_one_candidate_at_jobs_2_runs_here_over_threads_with_its_sessions_create
             for output in evaluator.outputs:
                 for metric, values in want.values[output].items():
                     np.testing.assert_array_equal(scores.values[output][metric], values)
+        assert results[0] == results[1]  # jobs 2 scores exactly as jobs 1
         assert builds == [1, 1] and executed == [4, 4]  # at jobs 2 too: one session, all 4 samples in this process
         assert created[1] == created[0] > 0  # its segment sessions created once, as at jobs 1
