@@ -3,7 +3,8 @@
 Each candidate is simulated on the static QDQ graph it would be exported as, with one fixed
 onnxruntime configuration (`session.disable_quant_qdq=1`, one intra-op thread per process):
 see `autoprec.evaluate.simulator`. Float references are computed once per process. Work is spread over
-`jobs` worker processes (joblib/loky); only assignments and sample indices travel to them.
+`jobs` worker processes (joblib/loky); only assignments and sample indices travel to them. Fewer assignments than
+`jobs` run in this process instead, their samples over `jobs` threads sharing one session.
 """
 
 from __future__ import annotations
