@@ -95,6 +95,37 @@ def test_candidates_pareto_shows_only_the_non_dominated(vad_search, run_cli):
     assert len(rows) == len(front) < len(saved.candidates)
 
 
+def test_a_candidate_that_failed_the_held_out_check_is_no_choice(vad_search, tmp_path, run_cli):
+    """A cheaper candidate that met the target on the search samples and then failed the held-out check (as the
+    engine records it in candidates.json: `holds` false) is neither on the Pareto front nor among the passing
+    choices; the report says how many there were, marks the front's checked rows and draws it hollow."""
+    out = tmp_path / "out"
+    shutil.copytree(vad_search, out)
+    saved = load_saved(out)
+    winner = saved.result["winner"]
+    cheaper = min(
+        (c for c in saved.candidates if worst_margin(c, saved.target) >= 0 and c["index"] != winner["index"]),
+        key=lambda c: c["cost"],
+    )
+    assert cheaper in pareto_front(saved.candidates, saved.target)
+    summaries = json.loads((out / "candidates.json").read_text())
+    for c in summaries:
+        if c["index"] == cheaper["index"]:
+            c["holds"] = False
+            c["cost"] = min(c["cost"], winner["cost"] / 2)  # cheaper than the winner, as a ruled-out one is
+        elif c["index"] == winner["index"]:
+            c["holds"] = True
+    (out / "candidates.json").write_text(json.dumps(summaries))
+    saved = load_saved(out)
+    assert cheaper["index"] not in [c["index"] for c in pareto_front(saved.candidates, saved.target)]
+    page = write_report(out).read_text()
+    assert "1 cheaper candidates (from cost" in page and "failed the held-out check: not choices." in page
+    assert re.search(rf"<title>#{cheaper['index']} [^<\n]*\nfailed the held-out check\n", page)  # its hover text
+    assert f"<td>#{winner['index']} {winner['strategy']}</td>" in page and "<td>holds</td>" in page
+    code, err = run_cli("candidates", "--out", out, "--pareto")
+    assert code == 0, err
+
+
 def test_tables_name_a_shared_target_once_and_fit_80_columns(vad_search, vad_workdir, run_cli):
     saved = load_saved(vad_search)
     listed = run_cli("candidates", "--out", vad_search, "--top", "5")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from autoprec.engine.target import Target
-from autoprec.report.pareto import pareto_front, worst_margin
+from autoprec.report.pareto import failed_holdout, pareto_front, worst_margin
 from autoprec.report.plotting import COLORS, inline_svg, plain_ticks, pyplot
 
 TOP_UNITS = 10
@@ -19,6 +19,7 @@ def strategy_colors(summaries: list[dict]) -> dict[str, str]:
 
 def hover_text(c: dict, margin: float) -> str:
     lines = [f"#{c['index']} {c['strategy']}: cost {c['cost']:.4f}, {c['entries']} entries, worst margin {margin:+.5f}"]
+    lines += ["failed the held-out check"] if failed_holdout(c) else []
     lines += [f"{o}: {info['value']:.6f} ({info['target']})" for o, info in c["outputs"].items()]
     return "\n".join(lines)
 
@@ -30,9 +31,10 @@ def pareto_svg(summaries: list[dict], target: Target, winner: int | None) -> str
     tooltips, labelled = {}, set()
     for c in summaries:
         margin = worst_margin(c, target)
-        star = c["index"] == winner
+        star, hollow = c["index"] == winner, failed_holdout(c)
         artist = ax.scatter([c["cost"]], [margin], s=160 if star else 28, marker="*" if star else "o",
-                            color=colors[c["strategy"]], edgecolors="black" if star else "none", zorder=3,
+                            facecolors="none" if hollow else colors[c["strategy"]],
+                            edgecolors=colors[c["strategy"]] if hollow else "black" if star else "none", zorder=3,
                             label=None if c["strategy"] in labelled else c["strategy"])  # fmt: skip
         labelled.add(c["strategy"])
         artist.set_gid(f"cand-{c['index']}")
@@ -45,7 +47,11 @@ def pareto_svg(summaries: list[dict], target: Target, winner: int | None) -> str
     ax.set_ylabel("worst output's margin to its target")
     ax.set_yscale("symlog", linthresh=1e-3)
     plain_ticks(ax.yaxis)
-    ax.set_title("Candidates: cost vs worst margin (star: winner; above the red line: passes; hover a point)")
+    ax.set_title(
+        "Candidates: cost vs worst margin (star: winner; above the red line: passes on the search samples; "
+        "hollow: failed the held-out check; hover a point)",
+        fontsize=9,
+    )
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     return inline_svg(fig, tooltips)

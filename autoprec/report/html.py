@@ -98,11 +98,16 @@ def _pareto(saved: SavedSearch) -> str:
     svg = figures.pareto_svg(saved.candidates, saved.target, winner["index"] if winner else None)
     rows = "".join(
         f"<tr><td>#{c['index']} {html.escape(c['strategy'])}</td><td>{c['cost']:.4f}</td><td>{c['entries']}</td>"
-        f"<td>{worst_margin(c, saved.target):+.5f}</td></tr>"
+        f"<td>{worst_margin(c, saved.target):+.5f}</td><td>{_held_out(c)}</td></tr>"
         for c in pareto_front(saved.candidates, saved.target)
     )
-    table = f"<table><tr><th>candidate</th><th>cost</th><th>entries</th><th>worst margin</th></tr>{rows}</table>"
+    head = "<tr><th>candidate</th><th>cost</th><th>entries</th><th>worst margin</th><th>held out</th></tr>"
+    table = f"<table>{head}{rows}</table>"
     return _section("Pareto front: cost vs the worst output's margin", _figure(svg, "pareto") + table, "pareto")
+
+
+def _held_out(summary: dict) -> str:
+    return {True: "holds", False: "fails"}.get(summary.get("holds"), "-")
 
 
 def _history(saved: SavedSearch) -> str:

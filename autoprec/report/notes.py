@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from autoprec.engine.saved import SavedSearch
-from autoprec.report.pareto import pareto_front, worst_margin
+from autoprec.report.pareto import failed_holdout, pareto_front, worst_margin
 
 
 def baseline_candidates(saved: SavedSearch) -> list[tuple[str, dict]]:
@@ -45,6 +45,10 @@ def search_notes(saved: SavedSearch) -> list[str]:
     if len(front) > 1:
         choices = ", ".join(f"cost {c['cost']:.4f} at margin {worst_margin(c, target):+.5f}" for c in front[:6])
         notes.append(f"Passing choices on the Pareto front (more cost buys more margin): {choices}.")
+    cheaper = [c for c in saved.candidates if failed_holdout(c) and winner and c["cost"] < winner["cost"]]
+    if cheaper:
+        notes.append(f"{len(cheaper)} cheaper candidates (from cost {min(c['cost'] for c in cheaper):.4f}) met the "
+                     "target on the search samples but failed the held-out check: not choices.")  # fmt: skip
     if r.get("all_int16_fails"):
         notes.append(f"all-int16 fails {', '.join(r['all_int16_fails'])}: only error compensation or float can "
                      "go beyond it.")  # fmt: skip

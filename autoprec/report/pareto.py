@@ -10,9 +10,15 @@ def worst_margin(summary: dict, target: Target) -> float:
     return min(-t.gap_of(summary["outputs"][t.output]["value"]) for t in target.outputs)
 
 
+def failed_holdout(summary: dict) -> bool:
+    """True if the candidate met the target on the search samples and then failed the held-out check."""
+    return summary.get("holds") is False
+
+
 def pareto_front(summaries: list[dict], target: Target) -> list[dict]:
-    """The candidates no other beats on both cost (lower) and worst margin (higher), cheapest first."""
-    points = [(c["cost"], worst_margin(c, target), c) for c in summaries]
+    """The candidates no other beats on both cost (lower) and worst margin (higher), cheapest first; a candidate
+    that failed the held-out check is no choice, so it is left out."""
+    points = [(c["cost"], worst_margin(c, target), c) for c in summaries if not failed_holdout(c)]
     front = [
         c for cost, margin, c in points
         if not any(o <= cost and m >= margin and (o < cost or m > margin) for o, m, _ in points)
