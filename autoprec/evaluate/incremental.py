@@ -49,7 +49,7 @@ class Incremental:
         self.background = background
         self.base = simulator.build(background)
         self._base_nodes = {n.SerializeToString() for n in self.base.proto.graph.node}
-        self._base_inits = _signatures(self.base)
+        self._base_inits = initializer_signatures(self.base)
         self._consumers: dict[str, list[int]] = {}
         for k, node in enumerate(self.base.proto.graph.node):
             for tensor in node.input:
@@ -66,7 +66,7 @@ class Incremental:
     def part(self, built: Built) -> Part:
         """What `built` computes differently from the background (graph order)."""
         graph = built.proto.graph
-        inits = _signatures(built)
+        inits = initializer_signatures(built)
         changed = {name for name, sig in inits.items() if self._base_inits.get(name) != sig}
         dirty: set[str] = set()
         nodes = []
@@ -154,7 +154,7 @@ class Incremental:
         signature = hashlib.sha256()
         for node in part.nodes:
             signature.update(node.SerializeToString())
-        for name, sig in sorted(_signatures(built, inits).items()):
+        for name, sig in sorted(initializer_signatures(built, inits).items()):
             signature.update(name.encode() + str(sig).encode())
         key = signature.hexdigest()
         if key not in self._sessions:
@@ -175,7 +175,7 @@ class Incremental:
         return self._sessions[key]
 
 
-def _signatures(built: Built, inits: list[onnx.TensorProto] | None = None) -> dict[str, object]:
+def initializer_signatures(built: Built, inits: list[onnx.TensorProto] | None = None) -> dict[str, object]:
     """Initializer -> what identifies its value (weights fed from memory: their qtype; the rest: a hash)."""
     return {
         i.name: built.in_memory[i.name] if i.name in built.in_memory else hashlib.sha1(i.SerializeToString()).digest()

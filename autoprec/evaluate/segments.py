@@ -26,7 +26,7 @@ import onnx
 import onnxruntime as ort
 from onnx import helper
 
-from autoprec.evaluate.incremental import _signatures
+from autoprec.evaluate.incremental import initializer_signatures
 from autoprec.evaluate.simulator import Built
 
 log = logging.getLogger(__name__)
@@ -262,7 +262,7 @@ class Segmenter:
         digest = hashlib.sha1()
         for k in segment.nodes:
             digest.update(node_bytes[k])
-        for name, sig in sorted(_signatures(built, used).items()):
+        for name, sig in sorted(initializer_signatures(built, used).items()):
             digest.update(name.encode() + str(sig).encode())
         for t in segment.inputs:
             digest.update(types[t].SerializeToString())
