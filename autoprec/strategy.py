@@ -248,6 +248,7 @@ class SearchView:
         """The qtype all of a unit's calibration nodes have in `assignment`, None if they differ."""
         qtypes = {assignment[n] for n in self.unit_nodes(unit)}
         return qtypes.pop() if len(qtypes) == 1 else None
+
     def range_sensitivity(self, units: list[str]) -> dict[str, dict[str, dict[str, float]]]:
         """unit -> alternative int8 range label -> output -> mean cosine of the base with only that unit at that
         range; label "own": the base itself (on the sensitivity samples; not counted against the budget; measured

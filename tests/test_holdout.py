@@ -19,6 +19,7 @@ from autoprec.calibrate import CalibrationSettings, calibrate
 from autoprec.cli.commands import DEMO_SAMPLES, DEMO_TASK_METRICS
 from autoprec.data import save_samples
 from autoprec.engine.baselines import baseline_assignments
+from autoprec.engine.coverage import out_of_range
 from autoprec.engine.holdout import CACHE, hardness, plan_holdout, split_indices
 from autoprec.engine.margin import drop_noise, mean_bound, working_target
 from autoprec.engine.target import build_target
@@ -107,6 +108,7 @@ def test_winner_failing_held_out_is_not_reported_as_meeting_the_target(vad_workd
              for c in checked if c["index"] in result["holdout"]["tightened_by"]]  # fmt: skip
     assert drops and 0.1 < result["holdout"]["margins"]["speech_probs"] < max(drops)  # the drop beyond the noise
     assert "held out" in proc.stdout and "fails" in proc.stdout  # the candidates table's column
+    assert result["holdout"]["out_of_range"] == []  # quiet clips stay inside every calibrated range
 
 
 def test_both_scores_are_recorded_and_resume_evaluates_nothing(magika_workdir, tmp_path):
@@ -238,6 +240,28 @@ def test_failure_within_the_noise_rules_out_without_tightening(vad_workdir, run_
     assert "by no more than the held-out noise: ruled out" in stderr and "tightening" not in stderr, stderr
     holdout = read_json(out / "result.json")["holdout"]
     assert holdout["failed"] == holdout["checked"] != [] and holdout["tightened_by"] == [] and holdout["margins"] == {}
+
+
+def test_held_out_folder_beyond_the_calibrated_ranges_is_named(vad_workdir, run_cli, tmp_path):
+    """Held out: the 4 calibration clips at 2.5 times the level. Their power spectrum goes several range widths past
+    what calibration saw, which every candidate clips: the search says which tensor, how far, and what to do. The
+    same clips at their own level stay inside every range."""
+    model = str(vad_workdir / "calibrated_model.onnx")
+    assert out_of_range(Evaluator(EvalSpec(model, str(vad_workdir / "calibration_data")))) == []
+    clips = demo.make_samples("vad", 4)
+    save_samples([{**clip, "input": clip["input"] * 2.5} for clip in clips], tmp_path / "loud")
+    excesses = out_of_range(Evaluator(EvalSpec(model, str(tmp_path / "loud"))))
+    assert excesses and excesses[0].beyond > 1.0 and excesses[0].samples >= 1
+    assert excesses[0].seen[1] > 2 * excesses[0].calibrated[1]  # power: 6.25 times the calibration's maximum
+    out = tmp_path / "out"
+    proc = run_cli("search", vad_workdir, "--target", 0.5, "--budget", 3, "--holdout", tmp_path / "loud", "--out", out,
+                   "--strategies", "baselines", "--sensitivity-samples", 1)  # fmt: skip
+    said = " ".join((proc.stdout + proc[1]).split())  # rich wraps long lines
+    assert f"held-out samples go past the calibrated range of {excesses[0].node}" in said, said
+    assert "calibrate with samples like them" in said
+    result = read_json(out / "result.json")
+    assert result["holdout"]["out_of_range"] == [e.to_json() for e in excesses]
+    assert result["advice"].startswith("held-out samples go past")
 
 
 def test_demo_makes_enough_samples_to_hold_a_quarter_out(run_cli, tmp_path):

@@ -91,7 +91,6 @@ def fetch_model(name: str) -> pathlib.Path:
     return path
 
 
-
 def spec_of(name: str) -> _Spec:
     if name not in _SPECS:
         raise UserError(f"unknown demo model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autoprec.engine.coverage import RangeExcess, out_of_range
 from autoprec.engine.ledger import Ledger
 from autoprec.engine.target import Target
 from autoprec.errors import UserError
@@ -101,13 +102,15 @@ class HoldoutPlan:
     evaluator: Evaluator | None  # scores the held-out samples; None: no held-out check
     identity: str  # what a resumed ledger must have been split by
     split_runs: int = 0  # model runs spent on splitting (0 when the split came from the cache)
+    out_of_range: tuple[RangeExcess, ...] = ()  # a held-out folder's tensors beyond every candidate's range
 
 
 def plan_holdout(
     setting: float | str | Path | None, evaluator: Evaluator, target: Target, base: dict[str, str], cache_dir: Path
 ) -> HoldoutPlan:
     """The split for `--holdout` (None: a quarter of the samples when there are at least MIN_SAMPLES); a fraction
-    is split by the samples' hardness for `base` (all-int8), cached in `cache_dir`."""
+    is split by the samples' hardness for `base` (all-int8), cached in `cache_dir`. A folder's samples, which the
+    calibration never saw, are also checked against the calibrated ranges (`autoprec.engine.coverage`)."""
     everything = list(range(evaluator.num_samples))
     if setting is None:
         setting = DEFAULT_FRACTION if evaluator.num_samples >= MIN_SAMPLES else 0.0
@@ -115,7 +118,8 @@ def plan_holdout(
     if isinstance(setting, Path):
         spec = dataclasses.replace(evaluator.spec, data_path=str(setting), num_samples=None)
         held = Evaluator(spec, jobs=evaluator.jobs)
-        return HoldoutPlan(everything, list(range(held.num_samples)), held, f"folder {held.data_hash}")
+        excesses = tuple(out_of_range(held))
+        return HoldoutPlan(everything, list(range(held.num_samples)), held, f"folder {held.data_hash}", 0, excesses)
     if setting == 0:
         return HoldoutPlan(everything, [], None, "off")
     search, held, runs = stratified_split(evaluator, setting, target, base, cache_dir)

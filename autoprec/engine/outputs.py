@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from autoprec.engine.coverage import coverage_advice
 from autoprec.engine.driver import SearchResult
 from autoprec.engine.holdout import MIN_SAMPLES
 from autoprec.engine.margin import samples_advice
@@ -108,13 +109,17 @@ def _holdout_summary(state: SearchState) -> dict | None:
         "tightened_by": [c.index for c in checked if c.tightened],  # the failures beyond the held-out noise
         "model_runs": state.holdout.model_runs,
         "margins": dict(state.target.margins),
+        "out_of_range": [e.to_json() for e in state.holdout.plan.out_of_range],  # a folder's, beyond every range
     }
 
 
 def _advice(state: SearchState, winner: Candidate | None) -> str | None:
-    """One line when the samples are too few to trust the winner: the bound's width, or no held-out check."""
+    """One line when the winner cannot be trusted: held-out samples beyond the calibrated ranges, the bound's width,
+    or no held-out check."""
     if winner is None:
         return None
+    if state.holdout is not None and state.holdout.plan.out_of_range:
+        return coverage_advice(list(state.holdout.plan.out_of_range), len(state.holdout.plan.held))
     advice = samples_advice(state.goal, winner.scores, state.target.confidence)
     if advice is None and state.holdout is None and len(state.search_indices) < MIN_SAMPLES:
         advice = (

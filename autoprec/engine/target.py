@@ -126,7 +126,7 @@ def _read_overrides(path: str) -> dict:
         raise UserError(f"{path}: not valid {'TOML' if file.suffix == '.toml' else 'JSON'} ({exc})") from exc
     overrides = data.get("outputs", data) if isinstance(data, dict) else data
     if not isinstance(overrides, dict):
-        raise UserError(f"{path}: must map output names to targets, e.g. {{\"logits\": {{\"threshold\": 0.99}}}}")
+        raise UserError(f'{path}: must map output names to targets, e.g. {{"logits": {{"threshold": 0.99}}}}')
     return overrides
 
 
@@ -139,5 +139,5 @@ def _spec(output: str, spec: object, path: str | None) -> dict:
         raise UserError(f"{where}: threshold {threshold!r} is not a number; write it without quotes")
     for key in ("metric", "aggregate"):
         if not isinstance(spec.get(key, ""), str):
-            raise UserError(f"{where}: {key} {spec[key]!r} is not a name; e.g. \"cosine-similarity\", \"mean\"")
+            raise UserError(f'{where}: {key} {spec[key]!r} is not a name; e.g. "cosine-similarity", "mean"')
     return spec
