@@ -262,6 +262,7 @@ def test_held_out_folder_beyond_the_calibrated_ranges_is_named(vad_workdir, run_
     result = read_json(out / "result.json")
     assert result["holdout"]["out_of_range"] == [e.to_json() for e in excesses]
     assert result["advice"].startswith("held-out samples go past")
+    assert f"Advice: {result['advice']}." in (out / "report.html").read_text()  # the report's notes say it too
 
 
 def test_demo_makes_enough_samples_to_hold_a_quarter_out(run_cli, tmp_path):

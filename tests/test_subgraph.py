@@ -229,9 +229,7 @@ def test_a_head_that_cannot_shrink_is_emitted_as_subgraph_config(evaluator, sens
     assert list(recorded) == state.results.subgraph_search["promoted"]
     name, spec = next(iter(recorded.items()))
     assert set(spec.units) == tower_units
-    assert set(subgraph_nodes(model, spec.inputs, spec.outputs)) == {
-        n for n, f in fed.items() if f and f <= level
-    }
+    assert set(subgraph_nodes(model, spec.inputs, spec.outputs)) == {n for n, f in fed.items() if f and f <= level}
     config = json.loads((out / "quant_config.json").read_text())
     assert config["subgraph_config"] == {name: spec.config()}
     assert from_quant_config(model, config, state.profile) == result.winner.assignment
@@ -261,6 +259,7 @@ def test_search_baselines_subgraph_prune_on_layout(layout_workdir, sensitivity_c
     for row in notes["scored"]:
         candidate = state.candidates[row["candidate"]]
         assert candidate.failing == row["failing"] and candidate.shortfall == row["shortfall"]
+
     def justified(row: dict) -> bool:  # the strategy's rule, recomputed against all-int8 (the first round's base)
         fixed = set(int8.failing) - set(row["failing"])
         return row["shortfall"] < int8.shortfall and (bool(fixed) or row["shortfall"] <= 0.9 * int8.shortfall)

@@ -21,7 +21,8 @@ def _baseline_name(candidate: dict) -> str:
 
 
 def search_notes(saved: SavedSearch) -> list[str]:
-    """Sentences: target, baselines, winner, the real choices on the Pareto front, and what was spent."""
+    """Sentences: target, baselines, winner, the real choices on the Pareto front, the advice line, and what was
+    spent."""
     r, target = saved.result, saved.target
     targets = {t.describe() for t in target.outputs}
     goal = (f"every output ({len(target.outputs)}) {targets.pop()}" if len(targets) == 1
@@ -52,6 +53,8 @@ def search_notes(saved: SavedSearch) -> list[str]:
     if r.get("all_int16_fails"):
         notes.append(f"all-int16 fails {', '.join(r['all_int16_fails'])}: only error compensation or float can "
                      "go beyond it.")  # fmt: skip
+    if r.get("advice"):
+        notes.append(f"Advice: {r['advice']}.")
     spent: dict[str, int] = {}
     for c in saved.candidates:
         spent[c["strategy"]] = spent.get(c["strategy"], 0) + 1
