@@ -50,8 +50,7 @@ def out_of_range(held: Evaluator) -> list[RangeExcess]:
     nodes = [c for c in model.calibration.values() if c.tensor_type == FEATURE]
     ranges = {c.name: tuple(float(f(r)) for f, r in zip((np.min, np.max), c.range_of("int16"))) for c in nodes}
     inputs = {i.name for i in model.model.graph.input}
-    graph = onnx.ModelProto()
-    graph.CopyFrom(model.model)
+    graph = model.to_onnx({name: "float32" for name in model.calibration}, metadata=False)  # the float reference
     outputs = {o.name for o in graph.graph.output}
     extra = sorted({c.tensor for c in nodes} - inputs - outputs)
     graph.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in extra)
