@@ -124,7 +124,8 @@ def test_both_scores_are_recorded_and_resume_evaluates_nothing(magika_workdir, t
         # held out = the search's own samples here: the held-out check re-runs them, bit-identically
         assert output["holdout"]["value"] == output["value"] and output["holdout"]["gap"] == 0
     assert sum(c["holds"] is not None for c in candidates) == len(result["holdout"]["checked"])
-    assert result["holdout"]["model_runs"] == first.state.holdout.checks * 4
+    assert result["holdout"]["model_runs"] == first.state.holdout.checks * 4 + 4  # + the folder's coverage pass
+    assert result["holdout"]["out_of_range"] == []  # the calibration's own samples are inside its ranges
 
     again = api.search(magika_workdir, **settings, resume=True)
     assert again.state.evaluator.model_runs == 0 and again.state.holdout.checks == 0

@@ -101,7 +101,7 @@ class HoldoutPlan:
     held: list[int]
     evaluator: Evaluator | None  # scores the held-out samples; None: no held-out check
     identity: str  # what a resumed ledger must have been split by
-    split_runs: int = 0  # model runs spent on splitting (0 when the split came from the cache)
+    split_runs: int = 0  # model runs spent before the search: the split (0 when cached), a folder's coverage pass
     out_of_range: tuple[RangeExcess, ...] = ()  # a held-out folder's tensors beyond every candidate's range
 
 
@@ -119,7 +119,8 @@ def plan_holdout(
         spec = dataclasses.replace(evaluator.spec, data_path=str(setting), num_samples=None)
         held = Evaluator(spec, jobs=evaluator.jobs)
         excesses = tuple(out_of_range(held))
-        return HoldoutPlan(everything, list(range(held.num_samples)), held, f"folder {held.data_hash}", 0, excesses)
+        held_all = list(range(held.num_samples))
+        return HoldoutPlan(everything, held_all, held, f"folder {held.data_hash}", held.num_samples, excesses)
     if setting == 0:
         return HoldoutPlan(everything, [], None, "off")
     search, held, runs = stratified_split(evaluator, setting, target, base, cache_dir)
@@ -139,7 +140,7 @@ class HoldoutCheck:
 
     @property
     def model_runs(self) -> int:
-        """Model runs of this process's held-out checks and of the split."""
+        """Model runs of this process's held-out checks and of the split (or a folder's coverage pass)."""
         return self.checks * len(self.plan.held) + self.plan.split_runs
 
     def scores(self, assignment: dict[str, str], key: str) -> Scores:
