@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout", metavar="FRACTION|FOLDER",
                    help="hold out this fraction of the samples (or use this folder of other samples) to check every "
                    "would-be winner on data the search never saw; 0 turns it off (default: 0.25 with 8 or more "
-                   "samples, else off)")  # fmt: skip
+                   "samples, else off); a folder is also checked against the calibrated ranges")  # fmt: skip
     p.add_argument("--confidence", type=float, metavar="LEVEL",
                    help="require the lower confidence bound (bootstrap) of each output's mean, not the mean itself, "
                    "to meet the target, e.g. 0.9 (default: off)")  # fmt: skip
