@@ -40,6 +40,8 @@ class OutputTarget:
         return self.threshold - value if get_metric(self.metric).higher_is_better else value - self.threshold
 
     def describe(self) -> str:
+        if self.metric == TASK:  # one score over all samples, relative to the float model's
+            return f"task score >= {self.threshold:.12g} of float's"
         op = ">=" if get_metric(self.metric).higher_is_better else "<="
         return f"{self.aggregate} {self.metric} {op} {self.threshold:.12g}"
 
