@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
-from autoprec.evaluate import Evaluator, session_options
+from autoprec.evaluate import Evaluator
 from autoprec.ir import FEATURE
 
 # a tensor is out of range when a held-out sample goes past it by more than its own width (twice its range). Past
@@ -49,12 +48,11 @@ def out_of_range(held: Evaluator) -> list[RangeExcess]:
     model = held.model
     nodes = [c for c in model.calibration.values() if c.tensor_type == FEATURE]
     ranges = {c.name: tuple(float(f(r)) for f, r in zip((np.min, np.max), c.range_of("int16"))) for c in nodes}
-    inputs = {i.name for i in model.model.graph.input}
-    graph = model.to_onnx({name: "float32" for name in model.calibration}, metadata=False)  # the float reference
-    outputs = {o.name for o in graph.graph.output}
-    extra = sorted({c.tensor for c in nodes} - inputs - outputs)
-    graph.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in extra)
-    session = ort.InferenceSession(graph.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
+    built = held.simulator.build(None)  # the float graph the references run, big weights fed from memory
+    graph = built.proto.graph
+    known = {i.name for i in graph.input} | {o.name for o in graph.output}
+    graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in sorted({c.tensor for c in nodes} - known))
+    session = held.simulator.open(built)
     names = [o.name for o in session.get_outputs()]
     seen: dict[str, list[float]] = {}
     past: dict[str, int] = {}
