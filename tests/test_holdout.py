@@ -9,6 +9,7 @@ makes every int8/int16 candidate fail the held-out check, whatever passes on the
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from autoprec.data import save_samples
 from autoprec.engine.baselines import baseline_assignments
 from autoprec.engine.coverage import out_of_range
 from autoprec.engine.holdout import CACHE, hardness, plan_holdout, split_indices
-from autoprec.engine.margin import drop_noise, mean_bound, working_target
+from autoprec.engine.margin import binomial_bound, drop_noise, mean_bound, working_target
 from autoprec.engine.target import build_target
 from autoprec.errors import UserError
 from autoprec.evaluate import EvalSpec, Evaluator
@@ -275,6 +276,14 @@ def test_demo_makes_enough_samples_to_hold_a_quarter_out(run_cli, tmp_path):
     assert result["holdout"]["samples"] == 25 and result["holdout"]["search_samples"] == 75
     assert [t["metric"] for t in result["target"]] == ["task"] and result["target"][0]["threshold"] == 0.99
     assert "100 realistic samples" in " ".join(stderr.split())
+    # the winner keeps all 75 searched labels, whose exact 90% bound is 0.1^(1/75) = 0.970: too few for 0.99,
+    # which 0 changes in 230 would bound (307 given, a quarter held out)
+    assert result["winner"]["outputs"]["task"]["value"] == 1.0
+    needed = math.ceil(math.log(0.1) / math.log(0.99))
+    assert result["advice"] == (
+        "the 75 searched of 100 samples are too few (or too alike) for this target on task: its 90% bound is wider "
+        f"than the winner's margin over the target; about {math.ceil(needed / 0.75)} samples would do"
+    )
 
 
 def test_magika_demo_target_is_the_share_of_float_labels_kept(magika_workdir):
@@ -291,12 +300,35 @@ def test_magika_demo_target_is_the_share_of_float_labels_kept(magika_workdir):
 
     floats = reported(evaluator.outputs_of(None, list(range(4))))
     assert (floats >= 0).all()  # the float model is confident on the 4 demo files
-    shares = {}
+    shares, scores = {}, {}
     for name in ("all-int16", "all-int8"):
-        shares[name] = evaluator.evaluate(baselines[name]).aggregate("task", "task", "mean")
-        expected = np.mean(reported(evaluator.outputs_of(baselines[name], list(range(4)))) == floats)
-        assert shares[name] == pytest.approx(expected), name
+        scores[name] = evaluator.evaluate(baselines[name])
+        shares[name] = scores[name].aggregate("task", "task", "mean")
+        kept = reported(evaluator.outputs_of(baselines[name], list(range(4)))) == floats
+        assert shares[name] == pytest.approx(np.mean(kept)), name
+        assert np.array_equal(scores[name].values["task"]["per_sample"], kept)  # the jackknife: exactly per file
     assert shares["all-int16"] == 1.0 and shares["all-int8"] < 1.0, shares
+
+
+def test_confidence_bounds_a_share_of_labels_exactly(magika_workdir):
+    """A share of labels kept is 0s and 1s per file: its bound is the exact binomial one (4 of 4 kept: 0.1^(1/4) =
+    0.562 at 90%; a bootstrap of four 1s would say 1.0), so --confidence 0.9 fails all-int16 against 0.6."""
+    spec = EvalSpec(str(magika_workdir / "calibrated_model.onnx"), str(magika_workdir / "calibration_data"),
+                    task_metric=DEMO_TASK_METRICS["magika"])  # fmt: skip
+    evaluator = Evaluator(spec)
+    baselines = baseline_assignments(evaluator.model, get_profile("generic"))
+    goal = build_target([], 0.6, task=True)
+    bounds = {}
+    for name in ("all-int16", "all-int8"):
+        scores = evaluator.evaluate(baselines[name])
+        kept = int(scores.values["task"]["per_sample"].sum())
+        bounds[name] = working_target(goal, 0.9).judged(goal.outputs[0], scores)
+        assert bounds[name] == binomial_bound(kept, 4, 0.9) <= scores.aggregate("task", "task"), name
+    assert bounds["all-int8"] < bounds["all-int16"] == pytest.approx(0.1**0.25)
+    int16 = evaluator.evaluate(baselines["all-int16"])
+    for target, bound_passes in ((0.5, True), (0.6, False)):
+        goal = build_target([], target, task=True)
+        assert goal.passes(int16) and working_target(goal, 0.9).passes(int16) == bound_passes
 
 
 def test_ocr_det_demo_target_ignores_the_noise_of_a_page_without_text(tmp_path):

@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from autoprec.api import search
+from autoprec.engine.margin import drop_noise, value_bound
+from autoprec.engine.target import build_target
 from autoprec.evaluate import EvalSpec, Evaluator
+from tests.task_metrics import speech_agreement
 
 TASKS = str(Path(__file__).with_name("task_metrics.py"))
 
@@ -31,6 +34,29 @@ def test_task_score_is_relative_to_float_and_drives_the_search(vad_workdir, tmp_
     assert summary["meets_target"] and list(summary["winner"]["outputs"]) == ["task"]
     assert np.isclose(summary["winner"]["outputs"]["task"]["value"], result.best.scores.aggregate("task", "task"))
     assert result.best.scores.aggregate("task", "task") >= target
+
+
+def test_a_pooled_task_score_gets_jackknife_values_per_sample(vad_workdir):
+    """The share of VAD frames decided as float decides them is pooled over all frames of all clips: each clip's
+    value is the jackknife pseudo-value n * score - (n - 1) * score without it. They give the bound and the
+    held-out noise their spread; the printed score stays the function's own."""
+    spec = EvalSpec(str(vad_workdir / "calibrated_model.onnx"), str(vad_workdir / "calibration_data"),
+                    task_metric=f"{TASKS}:speech_agreement")  # fmt: skip
+    evaluator = Evaluator(spec)
+    int8 = {n: "int8" for n in evaluator.model.calibration}
+    scores = evaluator.evaluate(int8)
+    floats, quantized = (
+        [dict(zip(evaluator.outputs, s)) for s in evaluator.outputs_of(a, list(range(4)))] for a in (None, int8)
+    )
+    score = speech_agreement(floats, quantized)
+    assert scores.values["task"]["task"].tolist() == [score]
+    without = [speech_agreement(floats[:i] + floats[i + 1 :], quantized[:i] + quantized[i + 1 :]) for i in range(4)]
+    expected = [4 * score - 3 * w for w in without]
+    assert np.allclose(scores.values["task"]["per_sample"], expected, atol=1e-9)
+    assert np.ptp(expected) > 0  # the clips differ, so the spread is real
+    t = build_target([], 0.5, task=True).outputs[0]
+    assert value_bound(t, scores, 0.9) < score
+    assert drop_noise(t, evaluator.evaluate(int8, [0, 1]), evaluator.evaluate(int8, [2, 3])) > 0
 
 
 def test_bad_task_metrics_are_one_line_errors(vad_workdir, run_cli, tmp_path):

@@ -6,8 +6,10 @@ It is the user's target made stricter in two ways, both per output:
   search-to-held-out drop it showed, less that noise), so the search looks for candidates that pass with room
   to spare; a failure within the noise only rules that candidate out (a few held-out samples fail
   near-threshold candidates by chance: a margin taken from such a failure would be noise);
-- with `confidence`, a **lower confidence bound** of the mean over samples (a bootstrap with a fixed seed)
-  instead of the mean itself (an upper bound for lower-is-better metrics).
+- with `confidence`, a **lower confidence bound** of the mean over samples (a bootstrap with a fixed seed;
+  the exact binomial bound when every per-sample value is 0 or 1, e.g. a label kept or not, where a bootstrap of
+  n passes out of n says 1) instead of the mean itself (an upper bound for lower-is-better metrics). A task score
+  is bounded through its jackknife pseudo-values (`autoprec.evaluate.task.pseudo_values`).
 
 Also the sample-count advice: how many samples would make the bound's width fit inside the margin a
 winner has over its target.
@@ -24,6 +26,7 @@ from autoprec.engine.target import OutputTarget, Target
 from autoprec.errors import UserError
 from autoprec.evaluate import Scores
 from autoprec.evaluate.metrics import get_metric
+from autoprec.evaluate.task import TASK, TASK_SAMPLES
 
 RESAMPLES = 2000
 SEED = 0
@@ -31,18 +34,55 @@ ADVICE_CONFIDENCE = 0.9  # the bound the sample-count advice is computed at when
 
 
 def mean_bound(values: np.ndarray, confidence: float, higher_is_better: bool = True) -> float:
-    """One-sided bootstrap bound of the mean of `values` at `confidence` (lower for higher-is-better)."""
+    """One-sided bound of the mean of `values` at `confidence` (lower for higher-is-better): exact binomial
+    (Clopper-Pearson) when every value is 0 or 1, else a bootstrap."""
     values = np.asarray(values, dtype=np.float64)
     if values.size < 2:
         return float(np.mean(values)) if values.size else float("nan")
+    if np.all((values == 0) | (values == 1)):
+        return binomial_bound(int(values.sum()), values.size, confidence, lower=higher_is_better)
     draws = np.random.default_rng(SEED).integers(0, values.size, size=(RESAMPLES, values.size))
     means = values[draws].mean(axis=1)
     return float(np.quantile(means, 1.0 - confidence if higher_is_better else confidence))
 
 
+def binomial_bound(k: int, n: int, confidence: float, lower: bool = True) -> float:
+    """Clopper-Pearson one-sided bound of a rate seen `k` times in `n` at `confidence`: the rate at which seeing
+    at least (lower) / at most (upper) `k` has probability 1 - confidence; n of n gives (1 - confidence)^(1/n)."""
+    if (lower and k == 0) or (not lower and k == n):
+        return float(k / n)
+    counts = np.arange(k, n + 1) if lower else np.arange(0, k + 1)
+    log_factorial = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1)))])
+    log_choose = log_factorial[n] - log_factorial[counts] - log_factorial[n - counts]
+
+    def tail(p: float) -> float:  # P(X >= k) (lower) or P(X <= k) (upper) for X ~ Binomial(n, p)
+        return float(np.exp(log_choose + counts * math.log(p) + (n - counts) * math.log1p(-p)).sum())
+
+    low, high = 0.0, 1.0
+    for _ in range(60):  # tail(p) rises with p for the lower bound, falls for the upper one
+        middle = (low + high) / 2
+        if (tail(middle) < 1.0 - confidence) == lower:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
 def per_sample(t: OutputTarget, scores: Scores) -> np.ndarray:
-    """The per-sample values of one output's target metric."""
-    return scores.values[t.output][get_metric(t.metric).name]
+    """The per-sample values of one output's target metric (a task score's: its jackknife pseudo-values)."""
+    metrics = scores.values[t.output]
+    if t.metric == TASK and TASK_SAMPLES in metrics:
+        return metrics[TASK_SAMPLES]
+    return metrics[get_metric(t.metric).name]
+
+
+def value_bound(t: OutputTarget, scores: Scores, confidence: float) -> float:
+    """One-sided bound of an output's value at `confidence`: the bound of the mean of its per-sample values, moved
+    by the value's distance from that mean (none, except for a pooled task score: the mean of its pseudo-values is
+    the bias-corrected jackknife estimate, the value is the user's function's)."""
+    values = per_sample(t, scores)
+    higher = get_metric(t.metric).higher_is_better
+    return t.value(scores) + mean_bound(values, confidence, higher) - float(np.mean(values))
 
 
 @dataclass(frozen=True)
@@ -57,7 +97,7 @@ class WorkingTarget(Target):
         """The value compared with the threshold: the confidence bound of the mean, or the aggregate."""
         if self.confidence is None or t.aggregate != "mean":
             return t.value(scores)
-        return mean_bound(per_sample(t, scores), self.confidence, get_metric(t.metric).higher_is_better)
+        return value_bound(t, scores, self.confidence)
 
     def margin(self, output: str) -> float:
         return dict(self.margins).get(output, 0.0)
@@ -109,28 +149,49 @@ def working_target(goal: Target, confidence: float | None = None) -> WorkingTarg
     return WorkingTarget(goal.outputs, confidence=confidence)
 
 
-def samples_advice(goal: Target, scores: Scores, confidence: float | None) -> str | None:
+def samples_advice(goal: Target, scores: Scores, confidence: float | None, searched_share: float = 1.0) -> str | None:
     """One line when the samples are too few or too alike to trust `scores` against `goal`: an output whose
-    bound (at `confidence`, or 0.9) is wider than the margin over its target; with the samples that would do."""
+    bound (at `confidence`, or 0.9) is wider than the margin over its target; with the samples that would do
+    (to give, when the search scored `searched_share` of them)."""
     level = confidence or ADVICE_CONFIDENCE
     worst: tuple[float, str, int] | None = None
     for t in goal.outputs:
         values = per_sample(t, scores)
         if t.aggregate != "mean" or values.size < 2:
             continue
-        higher = get_metric(t.metric).higher_is_better
-        width = abs(float(np.mean(values)) - mean_bound(values, level, higher))
+        width = abs(t.value(scores) - value_bound(t, scores, level))
         room = -t.gap(scores)
         if room < 0 or width <= room:
             continue
-        needed = values.size * (width / room) ** 2 if room > 0 else math.inf
+        needed = _samples_needed(t, values, level, width, room)
         if worst is None or needed > worst[0]:
             worst = (needed, t.output, values.size)
     if worst is None:
         return None
     needed, output, n = worst
-    count = f"more than {10 * n}" if needed > 10 * n else f"about {math.ceil(needed)}"
+    given = round(n / searched_share)
+    count = f"more than {10 * given}" if needed > 10 * n else f"about {math.ceil(math.ceil(needed) / searched_share)}"
+    searched = f"the {n} searched of {given} samples are" if searched_share < 1 else f"{n} samples are"
     return (
-        f"{n} samples are too few (or too alike) for this target on {output}: its {level:.0%} bound is wider than "
-        f"the winner's margin over the target; {count} samples would do"
+        f"{searched} too few (or too alike) for this target on {output}: its {level:.0%} bound is wider than the "
+        f"winner's margin over the target; {count} samples would do"
     )
+
+
+def _samples_needed(t: OutputTarget, values: np.ndarray, level: float, width: float, room: float) -> float:
+    """How many samples like these would bring the bound within the margin: for 0/1 values, the fewest at the same
+    rate whose binomial bound meets the target (up to 10x as many; inf beyond); else by the 1/sqrt(n) width."""
+    if not np.all((values == 0) | (values == 1)):
+        return values.size * (width / room) ** 2 if room > 0 else math.inf
+    rate, higher = float(np.mean(values)), get_metric(t.metric).higher_is_better
+
+    def enough(m: int) -> bool:
+        return t.gap_of(binomial_bound(round(rate * m), m, level, lower=higher)) <= 0
+
+    if not enough(10 * values.size):
+        return math.inf
+    low, high = values.size, 10 * values.size  # enough(high), not enough(low)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(middle) else (middle, high)
+    return float(high)

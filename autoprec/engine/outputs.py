@@ -120,7 +120,9 @@ def _advice(state: SearchState, winner: Candidate | None) -> str | None:
         return None
     if state.holdout is not None and state.holdout.plan.out_of_range:
         return coverage_advice(list(state.holdout.plan.out_of_range), len(state.holdout.plan.held))
-    advice = samples_advice(state.goal, winner.scores, state.target.confidence)
+    plan = state.holdout.plan if state.holdout is not None else None
+    given = len(state.search_indices) + (len(plan.held) if plan and plan.evaluator is state.evaluator else 0)
+    advice = samples_advice(state.goal, winner.scores, state.target.confidence, len(state.search_indices) / given)
     if advice is None and state.holdout is None and len(state.search_indices) < MIN_SAMPLES:
         advice = (
             f"{len(state.search_indices)} samples: too few to hold some out, so the winner was not checked on data "

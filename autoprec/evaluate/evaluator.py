@@ -28,7 +28,7 @@ from autoprec.evaluate.runs import run_sample, run_threaded
 from autoprec.evaluate.scores import Scores
 from autoprec.evaluate.segments import Segmenter, segment_count
 from autoprec.evaluate.simulator import Simulator
-from autoprec.evaluate.task import TASK, load_task_metric, relative_score
+from autoprec.evaluate.task import TASK, TASK_SAMPLES, load_task_metric, pseudo_values, relative_score
 from autoprec.ir import CalibratedModel
 
 Assignment = dict[str, str]
@@ -193,7 +193,7 @@ class Evaluator:
         self._task = load_task_metric(self.spec.task_metric) if self.spec.task_metric else None
         self._task_base: dict[tuple[int, ...], float] = {}
         if self._task is not None:  # check the function on the float outputs before anything is written
-            self._task_score(local.references(list(range(self.num_samples))), list(range(self.num_samples)))
+            self._task_values(local.references(list(range(self.num_samples))), list(range(self.num_samples)))
 
     def sample(self, index: int) -> Sample:
         """One input sample (as fed to the model)."""
@@ -280,15 +280,22 @@ class Evaluator:
             }
             if self._task is not None:
                 outputs = [o for _, chunk in mine for o in chunk]
-                values[TASK] = {TASK: np.array([self._task_score(outputs, indices)])}
+                values[TASK] = self._task_values(outputs, indices)
             results.append(Scores(values))
         return results
 
-    def _task_score(self, outputs: list[list[np.ndarray]], indices: list[int]) -> float:
-        """The task metric of these outputs relative to the float model's own task score."""
+    def _task_values(self, outputs: list[list[np.ndarray]], indices: list[int]) -> dict[str, np.ndarray]:
+        """The task metric of these outputs relative to the float model's own task score, and its per-sample
+        jackknife pseudo-values (TASK_SAMPLES)."""
         named = [dict(zip(self.outputs, sample)) for sample in outputs]
         floats = [dict(zip(self.outputs, s)) for s in _worker(self.spec).references(indices)]
-        key = tuple(indices)
-        if key not in self._task_base:
-            self._task_base[key] = relative_score(self._task, floats, floats, 1.0)
-        return relative_score(self._task, floats, named, self._task_base[key])
+
+        def score(positions: list[int]) -> float:
+            key = tuple(indices[p] for p in positions)
+            picked = [floats[p] for p in positions]
+            if key not in self._task_base:
+                self._task_base[key] = relative_score(self._task, picked, picked, 1.0)
+            return relative_score(self._task, picked, [named[p] for p in positions], self._task_base[key])
+
+        total = score(list(range(len(indices))))
+        return {TASK: np.array([total]), TASK_SAMPLES: pseudo_values(score, len(indices), total)}

@@ -5,6 +5,9 @@ outputs and the quantized outputs of every sample (lists of `{output name: array
 number, higher is better (e.g. mAP, accuracy, F1 against the float model's own predictions or
 against labels it loads itself). autoprec scores a candidate as `f(float, quantized) / f(float, float)`:
 the share of the float model's task score it keeps, so `--target 0.99` means 99% of float.
+
+The score is one number over all samples; its per-sample spread, which the confidence bound, the held-out
+noise and the sample-count advice need, comes from the jackknife (`pseudo_values`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import numpy as np
 from autoprec.errors import UserError
 
 TASK = "task"  # the pseudo-output and metric name task scores appear under
+TASK_SAMPLES = "per_sample"  # beside it: the score's jackknife pseudo-values, one per sample
+JACKKNIFE_GROUPS = 128  # beyond this many samples, groups of samples are left out together (one call per group)
 Outputs = list[dict[str, np.ndarray]]
 
 
@@ -63,3 +68,22 @@ def relative_score(fn: Callable[[Outputs, Outputs], float], floats: Outputs, qua
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise UserError(f"--task-metric raised {type(exc).__name__}" + (f": {first}" if first else "")) from exc
     return value / base if math.isfinite(value) else float("nan")
+
+
+def pseudo_values(score: Callable[[list[int]], float], n: int, total: float) -> np.ndarray:
+    """Per-sample jackknife pseudo-values of a score pooled over `n` samples (`score(positions)` scores a subset,
+    `total` is the score of all): `n * total - (n - 1) * score(without sample i)`. For a score that is a mean
+    over samples (the share of labels kept) they are exactly its per-sample values; for a pooled one (an IoU of
+    all masks) the usual linearization, whose spread gives the score's standard error. Beyond JACKKNIFE_GROUPS
+    samples, groups are left out together and each sample gets its group's pseudo-value, scaled about `total`
+    by the square root of the group's size so that the spread still gives that standard error. Rounded to 1e-12,
+    so that a share's pseudo-values are exactly its 0s and 1s."""
+    if n < 2 or not math.isfinite(total):
+        return np.full(max(n, 1), total, dtype=np.float64)
+    groups = np.array_split(np.arange(n), min(n, JACKKNIFE_GROUPS))
+    values = np.empty(n, dtype=np.float64)
+    for group in groups:
+        rest = np.setdiff1d(np.arange(n), group).tolist()
+        pseudo = len(groups) * total - (len(groups) - 1) * score(rest)
+        values[group] = total + math.sqrt(len(group)) * (pseudo - total)
+    return np.round(values, 12)
