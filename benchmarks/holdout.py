@@ -4,7 +4,7 @@ Per demo model and repeat: N realistic samples (by default as many as `autoprec 
 and are given to the search, N more of the same kinds are an external held-out set no setting ever sees. Each
 setting (no check, the default held-out check; optionally a confidence bound, both) searches at the demo target;
 its winner is then scored on the external set. All settings of one model share one sensitivity pass.
-Usage: python -m benchmarks.holdout [--models vad,magika,ocr_det,layout] [--samples N] [--repeats 1]
+Usage: python -m benchmarks.holdout [--models vad,magika,ocr_det,layout] [--samples N] [--external E] [--repeats 1]
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from benchmarks.shared import search_sharing_analyses
 PERIOD = {"vad": 4, "ocr_det": 4, "magika": 15}
 # magika's files are a finite pool (384 files of 15 kinds) whose small kinds (idlelib .def, dist-info, venv scripts:
 # the fragile plain texts) run out after the first ~60 files: a later window of 100 files holds 8 kinds where the
-# first holds 13. Its search and external files alternate over the first 2N instead, so both sides hold every kind
+# first holds 13. Its search and external files alternate over the first 2N instead (with --external E, E external
+# files spread evenly over the first N + E), so both sides hold every kind
 INTERLEAVED = {"magika"}
 SETTINGS = {
     "no check": {"holdout": 0},
@@ -36,19 +37,26 @@ SETTINGS = {
 }
 
 
-def run_model(name: str, samples: int, repeat: int, budget: int, settings: list[str], work: Path) -> list[dict]:
+def run_model(
+    name: str, samples: int, repeat: int, budget: int, settings: list[str], work: Path, unseen: int | None = None
+) -> list[dict]:
     """Every setting on one model and one (search, external held-out) split; one row per setting."""
     folder = work / f"{name}-{repeat}"
     workdir = folder / "model_output"
     if not workdir.exists():  # a --work folder of an earlier run keeps its data, model and analyses
         offset = -(-samples // PERIOD.get(name, 1)) * PERIOD.get(name, 1)
-        if name in INTERLEAVED:  # the first 2N files, every other one on each side (the sides swap in split 1)
-            everything = make_samples(name, 2 * samples)
-            search, external = everything[repeat % 2 :: 2], everything[1 - repeat % 2 :: 2]
+        count = unseen or samples
+        if name in INTERLEAVED:  # the first N + E files, the E external ones spread evenly: with E = N the odd ones
+            total = samples + count  # (split 0) or the even ones (split 1)
+            step = total // count
+            outside = {k * total // count + (step - 1 if repeat % 2 == 0 else 0) for k in range(count)}
+            everything = make_samples(name, total)
+            search = [s for i, s in enumerate(everything) if i not in outside]
+            held = [s for i, s in enumerate(everything) if i in outside]
         else:
             everything = make_samples(name, 2 * offset * (repeat + 1))[2 * offset * repeat :]
-            search, external = everything[:samples], everything[offset : offset + samples]
-        save_samples(external, folder / "external")
+            search, held = everything[:samples], everything[offset : offset + count]
+        save_samples(held, folder / "external")
         workdir = demo_workdir_from(name, search, folder)
     task = DEMO_TASK_METRICS.get(name)
     external = Evaluator(
@@ -93,7 +101,8 @@ def demo_workdir_from(name: str, samples: list, folder: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="vad,magika,ocr_det,layout")
-    parser.add_argument("--samples", type=int, help="search samples (as many again are held out; default: the demo's)")
+    parser.add_argument("--samples", type=int, help="search samples (default: the demo's)")
+    parser.add_argument("--external", type=int, help="external held-out samples (default: as many as --samples)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--budget", type=int, default=50)
     parser.add_argument("--settings", default="no check,default", help=f"of: {', '.join(SETTINGS)}")
@@ -106,7 +115,7 @@ def main() -> None:
     for name in args.models.split(","):
         samples = args.samples or DEMO_SAMPLES[name]
         for repeat in range(args.repeats):
-            rows = run_model(name, samples, repeat, args.budget, args.settings.split(","), work)
+            rows = run_model(name, samples, repeat, args.budget, args.settings.split(","), work, args.external)
             unchecked = next((r for r in rows if r["setting"] == "no check" and r["holds"] and r["met"]), None)
             for row in rows:
                 ratio = f" ({row['cost'] / unchecked['cost']:.2f}x)" if unchecked and unchecked["cost"] > 0 else ""

@@ -6,11 +6,18 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from autoprec import demo
 from autoprec.api import search
-from autoprec.engine.margin import drop_noise, value_bound
+from autoprec.cli.commands import DEMO_TASK_METRICS
+from autoprec.data import save_samples
+from autoprec.engine.baselines import baseline_assignments
+from autoprec.engine.margin import binomial_bound, drop_noise, value_bound, working_target
 from autoprec.engine.target import build_target
 from autoprec.evaluate import EvalSpec, Evaluator
+from autoprec.evaluate.task import JACKKNIFE_GROUPS
+from autoprec.hardware import get_profile
 from tests.task_metrics import speech_agreement
 
 TASKS = str(Path(__file__).with_name("task_metrics.py"))
@@ -59,9 +66,34 @@ def test_a_pooled_task_score_gets_jackknife_values_per_sample(vad_workdir):
     assert drop_noise(t, evaluator.evaluate(int8, [0, 1]), evaluator.evaluate(int8, [2, 3])) > 0
 
 
+def test_per_sample_task_values_and_the_grouped_jackknife(magika_workdir, tmp_path):
+    """magika (calibrated on 4 files) at all-int16 on 140 other real files changes a few labels. The demo's
+    label_agreement returns one 0/1 per file: they are the per-sample values, bounded exactly (binomial). The same
+    share returned as one number gets them back from the jackknife: exactly on 100 files, and beyond
+    JACKKNIFE_GROUPS (140 files, left out in groups) with the same standard error."""
+    save_samples(demo.make_samples("magika", 140), tmp_path / "data")
+    model = str(magika_workdir / "calibrated_model.onnx")
+    per_file = Evaluator(EvalSpec(model, str(tmp_path / "data"), task_metric=DEMO_TASK_METRICS["magika"]))
+    pooled = Evaluator(EvalSpec(model, str(tmp_path / "data"), task_metric=f"{TASKS}:labels_kept_pooled"))
+    int16 = baseline_assignments(per_file.model, get_profile("generic"))["all-int16"]
+    assert 140 > JACKKNIFE_GROUPS > 100
+    exact = per_file.evaluate(int16).values["task"]
+    kept = exact["per_sample"]
+    assert set(kept.tolist()) == {0.0, 1.0} and exact["task"][0] == np.mean(kept)
+    goal = build_target([], 0.9, task=True)
+    bound = working_target(goal, 0.9).judged(goal.outputs[0], per_file.evaluate(int16))
+    assert bound == pytest.approx(binomial_bound(int(kept.sum()), 140, 0.9), abs=1e-12)
+    first = pooled.evaluate(int16, list(range(100))).values["task"]
+    assert np.array_equal(first["per_sample"], kept[:100]) and first["task"][0] == np.mean(kept[:100])
+    grouped = pooled.evaluate(int16).values["task"]
+    assert grouped["task"][0] == exact["task"][0] and not set(grouped["per_sample"].tolist()) <= {0.0, 1.0}
+    assert np.std(grouped["per_sample"], ddof=1) == pytest.approx(np.std(kept, ddof=1), rel=0.05)
+
+
 def test_bad_task_metrics_are_one_line_errors(vad_workdir, run_cli, tmp_path):
     for spec, words in ((f"{TASKS}:not_finite", "finite"), ("no_such_module_xyz:f", "cannot import"),
-                        (f"{TASKS}:missing", "no function"), ("nocolon", "module:function")):  # fmt: skip
+                        (f"{TASKS}:missing", "no function"), ("nocolon", "module:function"),
+                        (f"{TASKS}:one_value_too_many", "or one value per sample")):  # fmt: skip
         code, err = run_cli("search", vad_workdir, "--task-metric", spec, "--target", "0.9", "--out", tmp_path / "o")
         assert code == 2 and words in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1, err

@@ -18,16 +18,18 @@ CONFIDENT = 0.5  # magika's medium-confidence threshold: below it, magika report
 NO_LABEL = -1
 
 
-def label_agreement(floats: list[dict[str, np.ndarray]], quantized: list[dict[str, np.ndarray]]) -> float:
-    """A classifier's task: the share of samples (rows of the first output) whose reported label matches the
-    float model's. The reported label is the top class when its probability is at least CONFIDENT, else none:
-    a near tie of the float model (e.g. 0.36 against 0.34, which all-int16 can flip) is no label either way."""
+def label_agreement(floats: list[dict[str, np.ndarray]], quantized: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """A classifier's task, per sample: the share of its rows (of the first output; magika classifies one file
+    per run) whose reported label matches the float model's, 0 or 1 for one row; the score is their mean. The
+    reported label is the top class when its probability is at least CONFIDENT, else none: a near tie of the
+    float model (e.g. 0.36 against 0.34, which all-int16 can flip) is no label either way."""
     name = next(iter(floats[0]))
-    labels = []
-    for outputs in (floats, quantized):
-        probs = np.concatenate([s[name].reshape(-1, s[name].shape[-1]) for s in outputs])
-        labels.append(np.where(probs.max(-1) >= CONFIDENT, probs.argmax(-1), NO_LABEL))
-    return float(np.mean(labels[0] == labels[1]))
+
+    def reported(sample: dict[str, np.ndarray]) -> np.ndarray:
+        probs = sample[name].reshape(-1, sample[name].shape[-1])
+        return np.where(probs.max(-1) >= CONFIDENT, probs.argmax(-1), NO_LABEL)
+
+    return np.array([np.mean(reported(f) == reported(q)) for f, q in zip(floats, quantized)])
 
 
 TEXT_THRESHOLD = 0.3  # rapidocr's DBNet `thresh`: map pixels above it are text, the boxes are cut from that mask

@@ -285,17 +285,19 @@ class Evaluator:
         return results
 
     def _task_values(self, outputs: list[list[np.ndarray]], indices: list[int]) -> dict[str, np.ndarray]:
-        """The task metric of these outputs relative to the float model's own task score, and its per-sample
-        jackknife pseudo-values (TASK_SAMPLES)."""
+        """The task metric of these outputs relative to the float model's own task score, and its per-sample values
+        (TASK_SAMPLES): the function's own, or the jackknife pseudo-values of the one number it returns."""
         named = [dict(zip(self.outputs, sample)) for sample in outputs]
         floats = [dict(zip(self.outputs, s)) for s in _worker(self.spec).references(indices)]
 
-        def score(positions: list[int]) -> float:
+        def score(positions: list[int]) -> float | np.ndarray:
             key = tuple(indices[p] for p in positions)
             picked = [floats[p] for p in positions]
             if key not in self._task_base:
-                self._task_base[key] = relative_score(self._task, picked, picked, 1.0)
+                self._task_base[key] = float(np.mean(relative_score(self._task, picked, picked, 1.0)))
             return relative_score(self._task, picked, [named[p] for p in positions], self._task_base[key])
 
         total = score(list(range(len(indices))))
+        if isinstance(total, np.ndarray):  # one value per sample, the score their mean
+            return {TASK: np.array([float(np.mean(total))]), TASK_SAMPLES: total}
         return {TASK: np.array([total]), TASK_SAMPLES: pseudo_values(score, len(indices), total)}
