@@ -21,7 +21,9 @@ def demo_workdir(name: str, samples: int, folder: Path, settings: CalibrationSet
 
 
 def search_sharing_analyses(cache: Path, out: Path, workdir: Path, **kwargs) -> SearchResult:
-    """`autoprec.api.search` into `out`, seeded with the analysis caches of the first run in `cache`."""
+    """`autoprec.api.search` into `out` (an earlier run's there is replaced), seeded with the analysis caches of
+    the first run in `cache`."""
+    shutil.rmtree(out, ignore_errors=True)
     if cache.exists():
         shutil.copytree(cache, out)
     result = search(workdir, out=out, jobs=2, **kwargs)
