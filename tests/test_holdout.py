@@ -207,6 +207,23 @@ def test_confidence_search_requires_the_bound(vad_workdir, tmp_path):
     assert plain.state.known(int16).passed and not bound.state.known(int16).passed
 
 
+def test_confidence_on_a_share_says_how_many_samples_would_do(magika_workdir, run_cli, tmp_path):
+    """4 magika files, all labels kept at all-int16: the exact 90% bound is 0.562, under 0.6, so no config can
+    meet 0.6 with --confidence 0.9 (exit 1). The winner table shows the bound that failed, and the advice names the
+    5 files (none changed) that bound the share at 0.6: 0.1^(1/5) = 0.631."""
+    out = tmp_path / "out"
+    ran = run_cli("search", magika_workdir, "--task-metric", DEMO_TASK_METRICS["magika"], "--target", 0.6,
+                  "--confidence", 0.9, "--out", out, "--budget", 4)  # fmt: skip
+    code, said = ran
+    assert code == 1, said
+    winner = read_json(out / "result.json")["winner"]["outputs"]["task"]
+    assert winner["value"] == 1.0 and winner["bound"] == pytest.approx(0.1**0.25) and winner["bound_gap"] > 0
+    tables = " ".join(ran.stdout.split())
+    assert "┃ output ┃ value ┃ bound ┃ meets ┃" in tables and "│ task │ 1.000000 │ 0.562341 │ no │" in tables
+    said = " ".join(said.split())
+    assert "4 samples are too few (or too alike) for this target on task" in said and "about 5 samples" in said
+
+
 def test_held_out_drop_tightens_only_beyond_the_noise(vad_workdir, tmp_path):
     """All-int16 on 12 VAD clips (every 4th near silence) against mean speech_probs >= 0.85: holding out the 3
     silent clips is a real drop (0.54, noise 0.16) and tightens by the part beyond the noise (0.38); holding out 3

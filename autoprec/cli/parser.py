@@ -95,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "would-be winner on data the search never saw; 0 turns it off (default: 0.25 with 8 or more "
                    "samples, else off); a folder is also checked against the calibrated ranges")  # fmt: skip
     p.add_argument("--confidence", type=float, metavar="LEVEL",
-                   help="require the lower confidence bound (bootstrap) of each output's mean, not the mean itself, "
-                   "to meet the target, e.g. 0.9 (default: off)")  # fmt: skip
+                   help="require the lower confidence bound of each output's mean (bootstrap; exact binomial for "
+                   "0/1 values), not the mean itself, to meet the target, e.g. 0.9 (default: off)")  # fmt: skip
     p.add_argument("--top", type=int, default=15, help="rows of the candidates table")
     p.add_argument("--quiet", action="store_true", help="no progress or tables, only the final line")
     p.add_argument("--json", action="store_true", help="print result.json to stdout")

@@ -51,6 +51,7 @@ def _output_summary(state: SearchState, t: OutputTarget, candidate: Candidate) -
     summary = {"value": t.value(candidate.scores), "target": t.describe(), "gap": max(0.0, t.gap(candidate.scores))}
     if state.target.confidence is not None:
         summary["bound"] = state.target.judged(t, candidate.scores)
+        summary["bound_gap"] = max(0.0, t.gap_of(summary["bound"]))
     if candidate.holdout is not None:
         summary["holdout"] = {"value": t.value(candidate.holdout), "gap": max(0.0, t.gap(candidate.holdout))}
     return summary

@@ -80,16 +80,21 @@ def candidates_table(summaries: list[dict], top: int = 15, title: str | None = N
 
 
 def scores_table(title: str, outputs: dict[str, dict]) -> Table:
-    """Per-output values against their targets (and held-out values, once checked)."""
+    """Per-output values against their targets (their confidence bounds, which `meets` then judges, with
+    --confidence; held-out values, once checked)."""
     target = _common_target(list(outputs.values()))
     table = Table(title=title + _target_note(target))
     held = any("holdout" in info for info in outputs.values())
+    bounded = all("bound" in info for info in outputs.values())
     for name in (
-        ["output", "value"] + ([] if target else ["target"]) + ["meets"] + (["held-out value", "holds"] if held else [])
-    ):
+        ["output", "value"] + (["bound"] if bounded else []) + ([] if target else ["target"]) + ["meets"]
+        + (["held-out value", "holds"] if held else [])
+    ):  # fmt: skip
         table.add_column(name, overflow="fold")
     for out, info in outputs.items():
-        cells = [out, _fmt(info["value"])] + ([] if target else [info["target"]]) + [_yes(info["gap"] <= 0)]
+        meets = info["gap"] <= 0 and (not bounded or info["bound_gap"] <= 0)
+        cells = [out, _fmt(info["value"])] + ([_fmt(info["bound"])] if bounded else [])
+        cells += ([] if target else [info["target"]]) + [_yes(meets)]
         if held:
             check = info.get("holdout")
             cells += [_fmt(check["value"]), _yes(check["gap"] <= 0)] if check else ["-", "-"]
