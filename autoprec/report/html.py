@@ -16,6 +16,7 @@ from rich.console import Console
 
 from autoprec.engine.saved import SavedSearch, load_saved
 from autoprec.engine.sensitivity import Sensitivity
+from autoprec.engine.target import OutputTarget
 from autoprec.evaluate import Evaluator
 from autoprec.hardware import HardwareProfile, get_profile
 from autoprec.model_io import read_json, save_json
@@ -23,7 +24,7 @@ from autoprec.report import figures
 from autoprec.report.curve import ranking_curve
 from autoprec.report.debug import ranking_curve_figure
 from autoprec.report.notes import baseline_candidates, search_notes
-from autoprec.report.pareto import pareto_front, worst_margin
+from autoprec.report.pareto import judged_value, pareto_front, worst_margin
 from autoprec.report.plotting import INSTALL, has_matplotlib, inline_png, inline_svg
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1180px;margin:1em auto;color:#222}
@@ -82,15 +83,16 @@ def _baselines(saved: SavedSearch) -> str:
     head = "".join(f"<th>{name}</th>" for name, _ in columns)
     rows = []
     for t in saved.target.outputs:
-        cells = "".join(_value_cell(c["outputs"][t.output]["value"], t.gap_of(c["outputs"][t.output]["value"]))
-                        for _, c in columns)  # fmt: skip
+        cells = "".join(_value_cell(c["outputs"][t.output], t) for _, c in columns)
         rows.append(f"<tr><td>{html.escape(t.output)}</td><td>{html.escape(t.describe())}</td>{cells}</tr>")
     body = f"<table><tr><th>output</th><th>target</th>{head}</tr>{''.join(rows)}</table>"
     return _section("Baselines per output and the target", body, "baselines")
 
 
-def _value_cell(value: float, gap: float) -> str:
-    return f"<td class='{'ok' if gap <= 0 else 'miss'}'>{value:.6f}</td>"
+def _value_cell(output: dict, t: OutputTarget) -> str:
+    """An output's value, and its confidence bound with --confidence; green when what the search judged passes."""
+    bound = f" (bound {output['bound']:.6f})" if "bound" in output else ""
+    return f"<td class='{'ok' if t.gap_of(judged_value(output)) <= 0 else 'miss'}'>{output['value']:.6f}{bound}</td>"
 
 
 def _pareto(saved: SavedSearch) -> str:

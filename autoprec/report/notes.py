@@ -27,9 +27,11 @@ def search_notes(saved: SavedSearch) -> list[str]:
     targets = {t.describe() for t in target.outputs}
     goal = (f"every output ({len(target.outputs)}) {targets.pop()}" if len(targets) == 1
             else "; ".join(f"{t.output} {t.describe()}" for t in target.outputs))  # fmt: skip
+    if r.get("confidence"):
+        goal += f", judged on its {r['confidence']:.0%} lower confidence bound"
     notes = [f"Target: {goal} (candidates scored {r.get('runtime', 'as-searched')}, profile {r.get('profile')})."]
     for name, c in baseline_candidates(saved):
-        failing = [o for o, info in c["outputs"].items() if info["gap"] > 0]
+        failing = [o for o, info in c["outputs"].items() if info["gap"] > 0 or info.get("bound_gap", 0) > 0]
         notes.append(f"{name} {'fails ' + ', '.join(failing) if failing else 'meets every target'} "
                      f"(worst margin {worst_margin(c, target):+.5f}).")  # fmt: skip
     winner = r.get("winner")

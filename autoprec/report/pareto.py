@@ -6,8 +6,14 @@ from autoprec.engine.target import Target
 
 
 def worst_margin(summary: dict, target: Target) -> float:
-    """The smallest margin over the outputs (value above its threshold, in the metric's units; < 0 fails)."""
-    return min(-t.gap_of(summary["outputs"][t.output]["value"]) for t in target.outputs)
+    """The smallest margin over the outputs (value above its threshold, in the metric's units; < 0 fails), of the
+    values the search judged: the confidence bounds with --confidence."""
+    return min(-t.gap_of(judged_value(summary["outputs"][t.output])) for t in target.outputs)
+
+
+def judged_value(output: dict) -> float:
+    """An output's value as the search judged it: its confidence bound with --confidence, else its value."""
+    return output.get("bound", output["value"])
 
 
 def failed_holdout(summary: dict) -> bool:
