@@ -9,7 +9,8 @@ It is the user's target made stricter in two ways, both per output:
 - with `confidence`, a **lower confidence bound** of the mean over samples (a bootstrap with a fixed seed;
   the exact binomial bound when every per-sample value is 0 or 1, e.g. a label kept or not, where a bootstrap of
   n passes out of n says 1) instead of the mean itself (an upper bound for lower-is-better metrics). A task score
-  is bounded through its jackknife pseudo-values (`autoprec.evaluate.task.pseudo_values`).
+  is bounded through its per-sample values: the function's own, or jackknife pseudo-values
+  (`autoprec.evaluate.task.pseudo_values`).
 
 Also the sample-count advice: how many samples would make the bound's width fit inside the margin a
 winner has over its target.
@@ -69,7 +70,8 @@ def binomial_bound(k: int, n: int, confidence: float, lower: bool = True) -> flo
 
 
 def per_sample(t: OutputTarget, scores: Scores) -> np.ndarray:
-    """The per-sample values of one output's target metric (a task score's: its jackknife pseudo-values)."""
+    """The per-sample values of one output's target metric (a task score's: the function's own, or the jackknife
+    pseudo-values of its one number)."""
     metrics = scores.values[t.output]
     if t.metric == TASK and TASK_SAMPLES in metrics:
         return metrics[TASK_SAMPLES]
