@@ -223,7 +223,7 @@ def test_confidence_on_a_share_says_how_many_samples_would_do(magika_workdir, ru
     said = " ".join(said.split())
     assert "4 samples are too few (or too alike) for this target on task" in said and "about 5 samples" in said
     report = (out / "report.html").read_text()  # its notes judge the bound too: all-int16 fails it
-    assert "judged on its 90% lower confidence bound" in report
+    assert "judged on the 90% confidence bound of its mean" in report
     assert "all-int16 fails task (worst margin -0.03766)" in report  # 0.562 - 0.6
     assert "<td class='miss'>1.000000 (bound 0.562341)</td>" in report  # the baselines table: red, with its bound
 

@@ -40,11 +40,16 @@ def mean_bound(values: np.ndarray, confidence: float, higher_is_better: bool = T
     values = np.asarray(values, dtype=np.float64)
     if values.size < 2:
         return float(np.mean(values)) if values.size else float("nan")
-    if np.all((values == 0) | (values == 1)):
+    if zeros_and_ones(values):
         return binomial_bound(int(values.sum()), values.size, confidence, lower=higher_is_better)
     draws = np.random.default_rng(SEED).integers(0, values.size, size=(RESAMPLES, values.size))
     means = values[draws].mean(axis=1)
     return float(np.quantile(means, 1.0 - confidence if higher_is_better else confidence))
+
+
+def zeros_and_ones(values: np.ndarray) -> bool:
+    """True when every value is 0 or 1 (a label kept or not): the exact binomial bound applies."""
+    return bool(np.all((values == 0) | (values == 1)))
 
 
 def binomial_bound(k: int, n: int, confidence: float, lower: bool = True) -> float:
@@ -151,10 +156,10 @@ def working_target(goal: Target, confidence: float | None = None) -> WorkingTarg
     return WorkingTarget(goal.outputs, confidence=confidence)
 
 
-def samples_advice(goal: Target, scores: Scores, confidence: float | None, searched_share: float = 1.0) -> str | None:
+def samples_advice(goal: Target, scores: Scores, confidence: float | None, given: int | None = None) -> str | None:
     """One line when the samples are too few or too alike to trust `scores` against `goal`: an output whose
     bound (at `confidence`, or 0.9) is wider than the margin over its target; with the samples that would do
-    (to give, when the search scored `searched_share` of them)."""
+    (samples to give, when the search scored only some of the `given` ones: the rest were held out)."""
     level = confidence or ADVICE_CONFIDENCE
     worst: tuple[float, str, int] | None = None
     for t in goal.outputs:
@@ -171,9 +176,9 @@ def samples_advice(goal: Target, scores: Scores, confidence: float | None, searc
     if worst is None:
         return None
     needed, output, n = worst
-    given = round(n / searched_share)
-    count = f"more than {10 * given}" if needed > 10 * n else f"about {math.ceil(math.ceil(needed) / searched_share)}"
-    searched = f"the {n} searched of {given} samples are" if searched_share < 1 else f"{n} samples are"
+    given = given or n
+    count = f"more than {10 * given}" if needed > 10 * n else f"about {math.ceil(math.ceil(needed) * given / n)}"
+    searched = f"the {n} searched of {given} samples are" if given > n else f"{n} samples are"
     return (
         f"{searched} too few (or too alike) for this target on {output}: its {level:.0%} bound is wider than the "
         f"winner's margin over the target; {count} samples would do"
@@ -183,7 +188,7 @@ def samples_advice(goal: Target, scores: Scores, confidence: float | None, searc
 def _samples_needed(t: OutputTarget, values: np.ndarray, level: float, width: float, room: float) -> float:
     """How many samples like these would bring the bound within the margin: for 0/1 values, the fewest at the same
     rate whose binomial bound meets the target (up to 10x as many; inf beyond); else by the 1/sqrt(n) width."""
-    if not np.all((values == 0) | (values == 1)):
+    if not zeros_and_ones(values):
         return values.size * (width / room) ** 2 if room > 0 else math.inf
     rate, higher = float(np.mean(values)), get_metric(t.metric).higher_is_better
 

@@ -123,7 +123,7 @@ def _advice(state: SearchState, winner: Candidate | None) -> str | None:
         return coverage_advice(list(state.holdout.plan.out_of_range), len(state.holdout.plan.held))
     plan = state.holdout.plan if state.holdout is not None else None
     given = len(state.search_indices) + (len(plan.held) if plan and plan.evaluator is state.evaluator else 0)
-    advice = samples_advice(state.goal, winner.scores, state.target.confidence, len(state.search_indices) / given)
+    advice = samples_advice(state.goal, winner.scores, state.target.confidence, given)
     if advice is None and state.holdout is None and len(state.search_indices) < MIN_SAMPLES:
         advice = (
             f"{len(state.search_indices)} samples: too few to hold some out, so the winner was not checked on data "

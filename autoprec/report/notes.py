@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from autoprec.engine.saved import SavedSearch
-from autoprec.report.pareto import failed_holdout, pareto_front, worst_margin
+from autoprec.report.pareto import failed_holdout, judged_value, pareto_front, worst_margin
 
 
 def baseline_candidates(saved: SavedSearch) -> list[tuple[str, dict]]:
@@ -28,10 +28,10 @@ def search_notes(saved: SavedSearch) -> list[str]:
     goal = (f"every output ({len(target.outputs)}) {targets.pop()}" if len(targets) == 1
             else "; ".join(f"{t.output} {t.describe()}" for t in target.outputs))  # fmt: skip
     if r.get("confidence"):
-        goal += f", judged on its {r['confidence']:.0%} lower confidence bound"
+        goal += f", judged on the {r['confidence']:.0%} confidence bound of its mean"
     notes = [f"Target: {goal} (candidates scored {r.get('runtime', 'as-searched')}, profile {r.get('profile')})."]
     for name, c in baseline_candidates(saved):
-        failing = [o for o, info in c["outputs"].items() if info["gap"] > 0 or info.get("bound_gap", 0) > 0]
+        failing = [t.output for t in target.outputs if t.gap_of(judged_value(c["outputs"][t.output])) > 0]
         notes.append(f"{name} {'fails ' + ', '.join(failing) if failing else 'meets every target'} "
                      f"(worst margin {worst_margin(c, target):+.5f}).")  # fmt: skip
     winner = r.get("winner")
