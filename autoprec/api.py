@@ -18,7 +18,7 @@ import optuna
 from autoprec.cores import parse_jobs
 from autoprec.engine.baselines import baseline_assignments
 from autoprec.engine.driver import SearchResult, load_strategies, run_search
-from autoprec.engine.holdout import HoldoutCheck, parse_holdout, plan_holdout
+from autoprec.engine.holdout import HoldoutCheck, plan_holdout, resolve_holdout, searched_count
 from autoprec.engine.ledger import Ledger, default_storage, open_storage
 from autoprec.engine.margin import working_target
 from autoprec.engine.outputs import write_outputs
@@ -89,12 +89,12 @@ def search(
         task=settings.task_metric is not None,
     )  # fmt: skip
     profile = get_profile(settings.profile)
-    working = working_target(goal, settings.confidence)
-    if settings.holdout is not None:
-        parse_holdout(settings.holdout)  # a bad value is refused before the out folder is touched
+    # a bad --holdout or --confidence is refused before the out folder is touched
+    holdout = resolve_holdout(settings.holdout, evaluator.num_samples)
+    working = working_target(goal, settings.confidence, searched_count(holdout, evaluator.num_samples))
     out_dir = Path(settings.out)
     with search_folder(out_dir, settings.resume, settings.force):
-        split = plan_holdout(settings.holdout, evaluator, goal,
+        split = plan_holdout(holdout, evaluator, goal,
                              baseline_assignments(evaluator.model, profile)["all-int8"], out_dir)  # fmt: skip
         storage, study = settings.storage, settings.study
         if settings.force and storage and study in optuna.study.get_all_study_names(open_storage(storage)):

@@ -24,3 +24,15 @@ def labels_kept_pooled(floats: list[dict], quantized: list[dict]) -> float:
 
 def one_value_too_many(floats: list[dict], quantized: list[dict]) -> np.ndarray:
     return np.ones(len(quantized) + 1)
+
+
+def infinite_when_changed(floats: list[dict], quantized: list[dict]) -> np.ndarray:
+    """One value per clip: 1 where speech_probs is float's bit for bit, else inf (a user's division by zero)."""
+    same = [np.array_equal(f["speech_probs"], q["speech_probs"]) for f, q in zip(floats, quantized)]
+    return np.where(same, 1.0, np.inf)
+
+
+def speech_recall(floats: list[dict], quantized: list[dict]) -> float:
+    """The share of float's speech frames (p > 0.5) that stay speech: NaN (0/0) on clips without speech."""
+    speech = [np.concatenate([s["speech_probs"] for s in outputs]).ravel() > 0.5 for outputs in (floats, quantized)]
+    return float(np.sum(speech[0] & speech[1]) / np.sum(speech[0])) if speech[0].any() else float("nan")

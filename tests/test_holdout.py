@@ -21,11 +21,12 @@ from autoprec.cli.commands import DEMO_SAMPLES, DEMO_TASK_METRICS
 from autoprec.data import save_samples
 from autoprec.engine.baselines import baseline_assignments
 from autoprec.engine.coverage import out_of_range
-from autoprec.engine.holdout import CACHE, hardness, plan_holdout, split_indices
-from autoprec.engine.margin import binomial_bound, drop_noise, mean_bound, working_target
+from autoprec.engine.holdout import CACHE, hardness, held_count, plan_holdout, split_indices
+from autoprec.engine.margin import binomial_bound, drop_noise, mean_bound, samples_advice, working_target
 from autoprec.engine.target import build_target
 from autoprec.errors import UserError
 from autoprec.evaluate import EvalSpec, Evaluator
+from autoprec.evaluate.metrics import SQNR_CEILING_DB
 from autoprec.hardware import get_profile
 
 VAD_TARGET = 0.85  # 4 clips: all-int8 (hn ~0.59) fails, all-int16 ~0.854 / 0.918 / 0.978 passes
@@ -47,12 +48,13 @@ def silent_clips(tmp_path_factory) -> Path:
 
 def test_split_is_deterministic_disjoint_and_stratified(vad_workdir):
     rng = np.random.default_rng(0)
-    for n, fraction in ((4, 0.5), (8, 0.25), (16, 0.25), (9, 0.3), (2, 0.9)):
+    for n, fraction in ((4, 0.5), (8, 0.25), (16, 0.25), (9, 0.3), (2, 0.9), (10, 0.25), (14, 0.25)):
         hard = rng.permutation(n).astype(float)
         search, held = split_indices(hard, fraction)
         assert (search, held) == split_indices(hard, fraction)
         assert not set(search) & set(held) and sorted(search + held) == list(range(n))
-        assert len(held) == min(n - 1, max(1, round(fraction * n))) and search
+        assert len(held) == held_count(fraction, n) == min(n - 1, max(1, math.floor(fraction * n + 0.5))) and search
+    assert held_count(0.25, 10) == 3 and held_count(0.25, 14) == 4  # half up, not half to even
     with pytest.raises(UserError):
         split_indices(np.zeros(1), 0.25)
     # 16 samples, 4 of them hard (like VAD's near-silent clips): exactly one of them is held out
@@ -157,6 +159,49 @@ def test_fraction_split_searches_on_its_part_only(vad_workdir, tmp_path):
     assert 3 not in held  # stratified: the near-silent clip (the hardest) stays in the search part here
     assert all(len(v) == len(search) for c in result.candidates for v in c.scores.values["hn"].values())
     assert all(len(v) == len(held) for c in result.candidates if c.holdout for v in c.holdout.values["hn"].values())
+    info = read_json(tmp_path / "out" / "result.json")
+    equivalents, holdout = info["full_model_run_equivalents"], info["holdout"]
+    assert holdout["model_runs"] == result.state.holdout.checks * len(held) + 4  # the checks + the split's run
+    assert 0 < equivalents["holdout"] <= holdout["model_runs"]  # the checks run only the segments they change
+    assert info["evaluation_model_runs"] == info["evaluations"] * len(search)  # the held-out runs are apart
+
+    parts = equivalents["sensitivity"] + equivalents["evaluation"] + equivalents["holdout"]
+    assert equivalents["total"] == pytest.approx(parts, abs=0.02)
+
+
+def test_the_hardest_samples_by_task_values_and_non_finite_ones(magika_workdir, vad_workdir, tmp_path):
+    """The split's hardness comes from a task score's per-sample values (magika's labels kept: the files a
+    candidate changes are the hardest), and a NaN value counts as the worst, whichever way its metric points."""
+    save_samples(demo.make_samples("magika", 16), tmp_path / "data")
+    task = Evaluator(EvalSpec(str(magika_workdir / "calibrated_model.onnx"), str(tmp_path / "data"),
+                              task_metric=DEMO_TASK_METRICS["magika"]))  # fmt: skip
+    int16 = task.evaluate(baseline_assignments(task.model, get_profile("generic"))["all-int16"])
+    kept = int16.values["task"]["per_sample"]
+    assert 0 < kept.sum() < 16, kept  # all-int16 changes a label (all-int8 changes every one)
+    hard = hardness(int16, build_target([], 0.99, task=True), 16)
+    assert np.array_equal(hard > 0, kept == 0)
+    vad = Evaluator(EvalSpec(str(vad_workdir / "calibrated_model.onnx"), str(vad_workdir / "calibration_data")))
+    scores = vad.evaluate(baseline_assignments(vad.model, get_profile("generic"))["all-int8"])
+    for metric in ("mse", "cosine-similarity"):
+        scores.values["hn"][metric][1] = np.nan
+        goal = build_target(["hn"], 0.01 if metric == "mse" else 0.5, metric)
+        assert int(np.argmax(hardness(scores, goal, 4))) == 1, metric
+
+
+def test_outputs_equal_to_float_are_not_a_rate_of_passes(vad_workdir, run_cli, tmp_path):
+    """All-float32 gives float's outputs bit for bit: a cosine of exactly 1 (mse 0, sqnr at its ceiling) on every
+    clip. Those are values, not 0/1 passes to bound like labels kept (0.1^(1/4) = 0.56): --confidence 0.9 passes
+    them and no sample-count advice fires."""
+    evaluator = Evaluator(EvalSpec(str(vad_workdir / "calibrated_model.onnx"), str(vad_workdir / "calibration_data")))
+    exact = {n: "float32" for n in baseline_assignments(evaluator.model, get_profile("generic"))["all-int8"]}
+    scores = evaluator.evaluate(exact)
+    assert {float(v) for d in scores.values.values() for v in d["sqnr"]} == {SQNR_CEILING_DB}
+    for metric, threshold in (("cosine", 0.99), ("mse", 0.01), ("sqnr", 30.0)):
+        goal = build_target(evaluator.outputs, threshold, metric)
+        assert working_target(goal, 0.9).passes(scores) and samples_advice(goal, scores, 0.9) is None, metric
+    # a bound needs 2 searched samples: 3 of 4 held out leaves 1, refused before anything is written
+    code, err = run_cli("search", vad_workdir, "--confidence", "0.9", "--holdout", "0.75", "--out", tmp_path / "o")
+    assert code == 2 and "--confidence 0.9" in err and "there is 1" in err and not (tmp_path / "o").exists(), err
 
 
 def test_confidence_bound_is_below_the_mean_and_judged(vad_workdir):

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from scipy.spatial import distance
 
-from autoprec.evaluate.metrics import METRICS, compare, get_metric
+from autoprec.engine.target import OutputTarget
+from autoprec.evaluate import Scores
+from autoprec.evaluate.metrics import METRICS, SQNR_CEILING_DB, compare, get_metric
 
 
 def _flat(a: np.ndarray) -> list[float]:
@@ -33,7 +35,7 @@ def reference(ref: np.ndarray, out: np.ndarray) -> dict[str, float]:
         "cosine-similarity": cosine,
         "mse": err_sq / n,
         "mre": math.fsum(abs(e) for e in err) / max(math.fsum(abs(a) for a in r), 1e-12 * n),
-        "sqnr": math.inf if err_sq == 0.0 else 10.0 * math.log10(max(ref_sq, 1e-30) / err_sq),
+        "sqnr": min(SQNR_CEILING_DB, 10.0 * math.log10(max(ref_sq, 1e-30) / err_sq)) if err_sq else SQNR_CEILING_DB,
         "chebyshev": distance.chebyshev(r, q),
         "l1": distance.cityblock(r, q) / n,
         "l2": distance.euclidean(r, q),
@@ -84,3 +86,12 @@ def test_a_non_finite_output_scores_nan_under_every_metric(poison):
     out[0, 0, 3] = poison
     assert all(math.isnan(v) for v in compare(ref, out).values())
     assert all(math.isnan(v) for v in compare(out, ref).values())
+
+
+def test_one_exact_sample_keeps_the_mean_sqnr_finite():
+    """An exact sample's SQNR is the ceiling, not inf: an inf would make the mean over samples inf, passing any
+    threshold however noisy the other samples are."""
+    exact, noisy = compare(*PAIRS["identical"])["sqnr"], compare(*PAIRS["coarse and biased"])["sqnr"]
+    assert exact == SQNR_CEILING_DB and noisy < 30
+    scores = Scores({"y": {"sqnr": np.array([exact, noisy, noisy, noisy])}})
+    assert not OutputTarget("y", "sqnr", 100.0).gap(scores) <= 0

@@ -13,7 +13,7 @@ from autoprec.api import search
 from autoprec.cli.commands import DEMO_TASK_METRICS
 from autoprec.data import save_samples
 from autoprec.engine.baselines import baseline_assignments
-from autoprec.engine.margin import binomial_bound, drop_noise, value_bound, working_target
+from autoprec.engine.margin import binomial_bound, drop_noise, samples_advice, value_bound, working_target
 from autoprec.engine.target import build_target
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.evaluate.task import JACKKNIFE_GROUPS
@@ -97,3 +97,26 @@ def test_bad_task_metrics_are_one_line_errors(vad_workdir, run_cli, tmp_path):
         code, err = run_cli("search", vad_workdir, "--task-metric", spec, "--target", "0.9", "--out", tmp_path / "o")
         assert code == 2 and words in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1, err
+
+
+def test_a_non_finite_per_sample_value_never_passes(vad_workdir, run_cli, tmp_path):
+    """A task function's per-sample inf (its mean is inf, above any target) makes the candidate NaN: no winner."""
+    code, err = run_cli("search", vad_workdir, "--task-metric", f"{TASKS}:infinite_when_changed", "--target", "0.5",
+                        "--budget", "4", "--out", tmp_path / "o")  # fmt: skip
+    assert code == 1, err
+    result = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert result["meets_target"] is False and result["winner"] is None
+
+
+def test_a_pooled_score_undefined_without_some_samples_gives_no_advice_crash(vad_workdir):
+    """Speech recall pooled over a speech clip and a near-silent one: without the speech clip it is 0/0, so one
+    jackknife value is NaN. The score itself passes; the bound and the advice skip what they cannot compute."""
+    spec = EvalSpec(str(vad_workdir / "calibrated_model.onnx"), str(vad_workdir / "calibration_data"),
+                    task_metric=f"{TASKS}:speech_recall")  # fmt: skip
+    evaluator = Evaluator(spec)
+    scores = evaluator.evaluate(baseline_assignments(evaluator.model, get_profile("generic"))["all-int16"], [0, 3])
+    values = scores.values["task"]["per_sample"]
+    assert np.isnan(values).sum() == 1 and np.isfinite(scores.values["task"]["task"]).all()
+    goal = build_target([], 0.5, task=True)
+    assert goal.passes(scores) and not working_target(goal, 0.9).passes(scores)  # no bound: not trusted with one
+    assert samples_advice(goal, scores, None) is None and samples_advice(goal, scores, 0.9) is None

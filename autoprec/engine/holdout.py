@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from autoprec.engine.coverage import RangeExcess, out_of_range
 from autoprec.engine.ledger import Ledger
+from autoprec.engine.margin import per_sample
 from autoprec.engine.target import Target
 from autoprec.errors import UserError
 from autoprec.evaluate import Evaluator, Scores
@@ -34,13 +36,21 @@ DEFAULT_FRACTION = 0.25
 CACHE = "holdout-split.json"
 
 
+def held_count(fraction: float, num_samples: int) -> int:
+    """How many of `num_samples` a `fraction` holds out: fraction * n rounded half up, at least one, and one
+    left to search (0 for a fraction of 0)."""
+    if fraction == 0:
+        return 0
+    return min(num_samples - 1, max(1, math.floor(fraction * num_samples + 0.5)))
+
+
 def split_indices(hardness: np.ndarray, fraction: float) -> tuple[list[int], list[int]]:
-    """(search, held-out) sample indices: round(fraction * n) held out (at least one, and one left to search),
-    one from the middle of each equal stratum of the samples ordered hardest first (ties: sample order)."""
+    """(search, held-out) sample indices: `held_count` held out, one from the middle of each equal stratum of
+    the samples ordered hardest first (ties: sample order)."""
     num_samples = len(hardness)
     if num_samples < 2:
         raise UserError(f"--holdout {fraction:g} needs at least 2 samples, got {num_samples}; pass --holdout 0")
-    count = min(num_samples - 1, max(1, round(fraction * num_samples)))
+    count = held_count(fraction, num_samples)
     order = np.argsort(-np.asarray(hardness, dtype=np.float64), kind="stable")
     held = sorted(int(order[int((i + 0.5) * num_samples / count)]) for i in range(count))
     return [i for i in range(num_samples) if i not in set(held)], held
@@ -48,33 +58,40 @@ def split_indices(hardness: np.ndarray, fraction: float) -> tuple[list[int], lis
 
 def hardness(scores: Scores, target: Target, num_samples: int) -> np.ndarray:
     """Per sample, how much worse it is than the others on its worst output: per output, the distance of its
-    target-metric value from the best sample's over the mean distance; the largest over the outputs that have
-    one value per sample (all 0 when none has, e.g. only a task metric)."""
+    target-metric value (a task score's per-sample values) from the best sample's over the mean distance; the
+    largest over the outputs that have one value per sample (all 0 when none has). A non-finite value counts as
+    the worst finite one (a NaN output is as hard as the hardest sample)."""
     result = np.zeros(num_samples)
     for t in target.outputs:
-        values = np.nan_to_num(np.asarray(scores.values[t.output][get_metric(t.metric).name], dtype=np.float64))
-        if values.size == num_samples:
-            distance = values.max() - values if get_metric(t.metric).higher_is_better else values - values.min()
-            if distance.mean() > 0:
-                result = np.maximum(result, distance / distance.mean())
+        values = np.asarray(per_sample(t, scores), dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        if values.size != num_samples or finite.size == 0:
+            continue
+        higher = get_metric(t.metric).higher_is_better
+        worst, best = (finite.min(), finite.max()) if higher else (finite.max(), finite.min())
+        values = np.where(np.isfinite(values), values, worst)
+        distance = np.abs(best - values)
+        if distance.mean() > 0:
+            result = np.maximum(result, distance / distance.mean())
     return result
 
 
 def stratified_split(
     evaluator: Evaluator, fraction: float, target: Target, base: dict[str, str], cache_dir: Path
-) -> tuple[list[int], list[int], int]:
+) -> tuple[list[int], list[int], int, float]:
     """`split_indices` by the hardness of the samples for `base` (all-int8), cached in `cache_dir`:
-    (search, held-out, model runs spent on it)."""
+    (search, held-out, model runs and full-model-run equivalents spent on it)."""
     identity = [evaluator.model_hash, evaluator.data_hash, fraction, target.to_json()]
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:20]
     path = Path(cache_dir) / CACHE
     data = json.loads(path.read_text()) if path.exists() else {}
     if data.get("key") == key:
-        return data["search"], data["held"], 0
+        return data["search"], data["held"], 0, 0.0
+    before = evaluator.equivalents
     scores = evaluator.evaluate(base)
     search, held = split_indices(hardness(scores, target, evaluator.num_samples), fraction)
     save_json({"key": key, "search": search, "held": held}, path)
-    return search, held, evaluator.num_samples
+    return search, held, evaluator.num_samples, evaluator.equivalents - before
 
 
 def parse_holdout(setting: float | str | Path) -> float | Path:
@@ -93,6 +110,18 @@ def parse_holdout(setting: float | str | Path) -> float | Path:
     return float(setting)
 
 
+def resolve_holdout(setting: float | str | Path | None, num_samples: int) -> float | Path:
+    """`parse_holdout` of a `--holdout` value; None (not given) is a quarter from MIN_SAMPLES samples on, else 0."""
+    if setting is None:
+        return DEFAULT_FRACTION if num_samples >= MIN_SAMPLES else 0.0
+    return parse_holdout(setting)
+
+
+def searched_count(setting: float | Path, num_samples: int) -> int:
+    """How many of the `num_samples` given the search scores under a resolved `--holdout` setting."""
+    return num_samples if isinstance(setting, Path) else num_samples - held_count(setting, num_samples)
+
+
 @dataclass(frozen=True)
 class HoldoutPlan:
     """Which samples the search scores on and which (of which evaluator) check the would-be winners."""
@@ -102,6 +131,7 @@ class HoldoutPlan:
     evaluator: Evaluator | None  # scores the held-out samples; None: no held-out check
     identity: str  # what a resumed ledger must have been split by
     split_runs: int = 0  # model runs spent before the search: the split (0 when cached), a folder's coverage pass
+    split_equivalents: float = 0.0  # the same in full-model-run equivalents (MACs run / model MACs per sample)
     out_of_range: tuple[RangeExcess, ...] = ()  # a held-out folder's tensors beyond every candidate's range
 
 
@@ -112,19 +142,18 @@ def plan_holdout(
     is split by the samples' hardness for `base` (all-int8), cached in `cache_dir`. A folder's samples, which the
     calibration never saw, are also checked against the calibrated ranges (`autoprec.engine.coverage`)."""
     everything = list(range(evaluator.num_samples))
-    if setting is None:
-        setting = DEFAULT_FRACTION if evaluator.num_samples >= MIN_SAMPLES else 0.0
-    setting = parse_holdout(setting)
+    setting = resolve_holdout(setting, evaluator.num_samples)
     if isinstance(setting, Path):
         spec = dataclasses.replace(evaluator.spec, data_path=str(setting), num_samples=None)
         held = Evaluator(spec, jobs=evaluator.jobs)
         excesses = tuple(out_of_range(held))
         held_all = list(range(held.num_samples))
-        return HoldoutPlan(everything, held_all, held, f"folder {held.data_hash}", held.num_samples, excesses)
+        identity = f"folder {held.data_hash}"
+        return HoldoutPlan(everything, held_all, held, identity, held.num_samples, held.equivalents, excesses)
     if setting == 0:
         return HoldoutPlan(everything, [], None, "off")
-    search, held, runs = stratified_split(evaluator, setting, target, base, cache_dir)
-    return HoldoutPlan(search, held, evaluator, f"held out {held} of {evaluator.num_samples}", runs)
+    search, held, runs, equivalents = stratified_split(evaluator, setting, target, base, cache_dir)
+    return HoldoutPlan(search, held, evaluator, f"held out {held} of {evaluator.num_samples}", runs, equivalents)
 
 
 class HoldoutCheck:
@@ -137,18 +166,26 @@ class HoldoutCheck:
         self.ledger = ledger
         self._stored = ledger.holdouts()
         self.checks = 0  # held-out evaluations run by this process (not taken from the ledger)
+        self.check_equivalents = 0.0  # their full-model-run equivalents
 
     @property
     def model_runs(self) -> int:
         """Model runs of this process's held-out checks and of the split (or a folder's coverage pass)."""
         return self.checks * len(self.plan.held) + self.plan.split_runs
 
+    @property
+    def equivalents(self) -> float:
+        """`model_runs` in full-model-run equivalents (MACs run / model MACs per sample)."""
+        return self.check_equivalents + self.plan.split_equivalents
+
     def scores(self, assignment: dict[str, str], key: str) -> Scores:
         """The held-out scores of one candidate (from the ledger when already checked)."""
         if key not in self._stored and not self.ledger.exclusive:
             self._stored = self.ledger.holdouts()  # another worker may have checked it
         if key not in self._stored:
+            before = self.plan.evaluator.equivalents
             scores = self.plan.evaluator.evaluate(assignment, self.plan.held)
+            self.check_equivalents += self.plan.evaluator.equivalents - before
             self.ledger.store_holdout(key, scores.to_json())
             self._stored[key] = scores.to_json()
             self.checks += 1

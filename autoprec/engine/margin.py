@@ -7,10 +7,11 @@ It is the user's target made stricter in two ways, both per output:
   to spare; a failure within the noise only rules that candidate out (a few held-out samples fail
   near-threshold candidates by chance: a margin taken from such a failure would be noise);
 - with `confidence`, a **lower confidence bound** of the mean over samples (a bootstrap with a fixed seed;
-  the exact binomial bound when every per-sample value is 0 or 1, e.g. a label kept or not, where a bootstrap of
-  n passes out of n says 1) instead of the mean itself (an upper bound for lower-is-better metrics). A task score
-  is bounded through its per-sample values: the function's own, or jackknife pseudo-values
-  (`autoprec.evaluate.task.pseudo_values`).
+  for a task score whose per-sample values are all 0 or 1, a rate such as labels kept, the exact binomial bound,
+  where a bootstrap of n passes out of n says 1) instead of the mean itself (an upper bound for lower-is-better
+  metrics). A task score is bounded through its per-sample values: the function's own, or jackknife
+  pseudo-values (`autoprec.evaluate.task.pseudo_values`). A cosine of exactly 1 on every sample is an output
+  float gives bit for bit, not a rate: its bound is 1.
 
 Also the sample-count advice: how many samples would make the bound's width fit inside the margin a
 winner has over its target.
@@ -34,22 +35,24 @@ SEED = 0
 ADVICE_CONFIDENCE = 0.9  # the bound the sample-count advice is computed at when --confidence is off
 
 
-def mean_bound(values: np.ndarray, confidence: float, higher_is_better: bool = True) -> float:
+def mean_bound(values: np.ndarray, confidence: float, higher_is_better: bool = True, rate: bool = False) -> float:
     """One-sided bound of the mean of `values` at `confidence` (lower for higher-is-better): exact binomial
-    (Clopper-Pearson) when every value is 0 or 1, else a bootstrap."""
+    (Clopper-Pearson) for a `rate` (values 0 or 1), else a bootstrap (NaN for a single value: no bound)."""
     values = np.asarray(values, dtype=np.float64)
-    if values.size < 2:
-        return float(np.mean(values)) if values.size else float("nan")
-    if zeros_and_ones(values):
+    if rate and values.size:
         return binomial_bound(int(values.sum()), values.size, confidence, lower=higher_is_better)
+    if values.size < 2:
+        return float("nan")
     draws = np.random.default_rng(SEED).integers(0, values.size, size=(RESAMPLES, values.size))
     means = values[draws].mean(axis=1)
     return float(np.quantile(means, 1.0 - confidence if higher_is_better else confidence))
 
 
-def zeros_and_ones(values: np.ndarray) -> bool:
-    """True when every value is 0 or 1 (a label kept or not): the exact binomial bound applies."""
-    return bool(np.all((values == 0) | (values == 1)))
+def is_rate(t: OutputTarget, values: np.ndarray) -> bool:
+    """True for a task score whose per-sample values are all 0 or 1 (a label kept or not): the exact binomial
+    bound applies. A built-in metric's 0s and 1s (a cosine of exactly 1: the output is float's bit for bit) are
+    values, not a rate."""
+    return t.metric == TASK and bool(np.all((values == 0) | (values == 1)))
 
 
 def binomial_bound(k: int, n: int, confidence: float, lower: bool = True) -> float:
@@ -89,7 +92,7 @@ def value_bound(t: OutputTarget, scores: Scores, confidence: float) -> float:
     the bias-corrected jackknife estimate, the value is the user's function's)."""
     values = per_sample(t, scores)
     higher = get_metric(t.metric).higher_is_better
-    return t.value(scores) + mean_bound(values, confidence, higher) - float(np.mean(values))
+    return t.value(scores) + mean_bound(values, confidence, higher, is_rate(t, values)) - float(np.mean(values))
 
 
 @dataclass(frozen=True)
@@ -111,11 +114,7 @@ class WorkingTarget(Target):
 
     def working_gap(self, t: OutputTarget, scores: Scores) -> float:
         """How far the output is from its working threshold (<= 0 when met); a NaN never meets it."""
-        value = self.judged(t, scores)
-        if math.isnan(value):
-            return math.inf
-        gap = t.threshold - value if get_metric(t.metric).higher_is_better else value - t.threshold
-        return gap + self.margin(t.output)
+        return t.gap_of(self.judged(t, scores)) + self.margin(t.output)
 
     def passes(self, scores: Scores) -> bool:
         return all(self.working_gap(t, scores) <= 0 for t in self.outputs)
@@ -149,10 +148,15 @@ def drop_noise(t: OutputTarget, search: Scores, held: Scores) -> float:
     return spread * math.sqrt(1.0 / a.size + 1.0 / b.size) if math.isfinite(spread) else 0.0
 
 
-def working_target(goal: Target, confidence: float | None = None) -> WorkingTarget:
-    """The working target of a search for `goal` (no margins yet)."""
+def working_target(goal: Target, confidence: float | None = None, searched: int | None = None) -> WorkingTarget:
+    """The working target of a search for `goal` (no margins yet) on `searched` samples."""
     if confidence is not None and not 0.5 <= confidence < 1.0:
         raise UserError(f"--confidence {confidence:g}: use a level in [0.5, 1), e.g. 0.9")
+    if confidence is not None and searched is not None and searched < 2:
+        raise UserError(
+            f"--confidence {confidence:g} bounds a mean over the searched samples, and there is {searched}: give more "
+            "samples (or a smaller --holdout), or leave --confidence out"
+        )
     return WorkingTarget(goal.outputs, confidence=confidence)
 
 
@@ -168,10 +172,10 @@ def samples_advice(goal: Target, scores: Scores, confidence: float | None, given
             continue
         width = abs(t.value(scores) - value_bound(t, scores, level))
         room = -t.gap(scores)
-        if room < 0 or width <= room:
+        if not math.isfinite(width) or room < 0 or width <= room:
             continue
         needed = _samples_needed(t, values, level, width, room)
-        if worst is None or needed > worst[0]:
+        if not math.isnan(needed) and (worst is None or needed > worst[0]):
             worst = (needed, t.output, values.size)
     if worst is None:
         return None
@@ -188,7 +192,7 @@ def samples_advice(goal: Target, scores: Scores, confidence: float | None, given
 def _samples_needed(t: OutputTarget, values: np.ndarray, level: float, width: float, room: float) -> float:
     """How many samples like these would bring the bound within the margin: for 0/1 values, the fewest at the same
     rate whose binomial bound meets the target (up to 10x as many; inf beyond); else by the 1/sqrt(n) width."""
-    if not zeros_and_ones(values):
+    if not is_rate(t, values):
         return values.size * (width / room) ** 2 if room > 0 else math.inf
     rate, higher = float(np.mean(values)), get_metric(t.metric).higher_is_better
 

@@ -37,12 +37,15 @@ def candidate_summary(result: SearchResult, candidate: Candidate) -> dict:
 
 
 def run_equivalents(state: SearchState) -> dict[str, float]:
-    """MACs executed by the sensitivity pass and the evaluations (float references included), divided by the
-    model's MACs per sample: what the search cost in whole-model runs."""
+    """MACs executed by the sensitivity pass, the evaluations (float references included) and the held-out
+    part (the split and the checks of would-be winners), divided by the model's MACs per sample: what the search
+    cost in whole-model runs."""
     sensitivity = state.sensitivity_equivalents
-    evaluation = state.evaluator.equivalents - sensitivity
-    return {k: round(v, 2) for k, v in (("sensitivity", sensitivity), ("evaluation", evaluation),
-                                        ("total", sensitivity + evaluation))}  # fmt: skip
+    holdout = state.holdout.equivalents if state.holdout else 0.0
+    shared = holdout if state.holdout and state.holdout.plan.evaluator is state.evaluator else 0.0
+    evaluation = state.evaluator.equivalents - sensitivity - shared
+    parts = {"sensitivity": sensitivity, "evaluation": evaluation, "holdout": holdout}
+    return {k: round(v, 2) for k, v in {**parts, "total": sum(parts.values())}.items()}
 
 
 def _output_summary(state: SearchState, t: OutputTarget, candidate: Candidate) -> dict:

@@ -72,8 +72,15 @@ def _cosine(s: Stats) -> float:
     return float(s.dot / norm)
 
 
+SQNR_CEILING_DB = 200.0  # an output equal to float's bit for bit: past float32's own rounding noise (~150 dB)
+
+
 def _sqnr(s: Stats) -> float:
-    return float("inf") if s.err_sq == 0.0 else float(10.0 * np.log10(max(s.ref_sq, 1e-30) / s.err_sq))
+    """Signal to quantization noise in dB, at most SQNR_CEILING_DB: an infinite SQNR of one exact sample would make
+    every mean over samples infinite, passing any target."""
+    if s.err_sq == 0.0:
+        return SQNR_CEILING_DB
+    return min(SQNR_CEILING_DB, float(10.0 * np.log10(max(s.ref_sq, 1e-30) / s.err_sq)))
 
 
 METRICS: dict[str, Metric] = {

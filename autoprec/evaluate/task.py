@@ -77,7 +77,7 @@ def relative_score(fn: TaskFunction, floats: Outputs, quantized: Outputs, base: 
             f"--task-metric returned an array of shape {value.shape} for {len(quantized)} samples; return one "
             "number, or one value per sample"
         )
-    return value / base
+    return value / base if np.isfinite(value).all() else np.full(len(quantized), np.nan)
 
 
 def pseudo_values(score: Callable[[list[int]], float], n: int, total: float) -> np.ndarray:
