@@ -90,7 +90,7 @@ def search(
     )  # fmt: skip
     profile = get_profile(settings.profile)
     # a bad --holdout or --confidence is refused before the out folder is touched
-    holdout = resolve_holdout(settings.holdout, evaluator.num_samples)
+    holdout = resolve_holdout(settings.holdout, evaluator)
     working = working_target(goal, settings.confidence, searched_count(holdout, evaluator.num_samples))
     out_dir = Path(settings.out)
     with search_folder(out_dir, settings.resume, settings.force):

@@ -204,8 +204,26 @@ def test_a_refused_run_leaves_nothing_behind(magika_workdir, tmp_path, run_cli):
     assert {"candidates.json", "ledger.journal", "quant_config.json", "result.json"} <= set(finished)
     code, err = run_cli("search", magika_workdir, "--target", "0.5", "--out", tmp_path / "b", "--resume", "--quiet")
     one_line_error(code, err, "another target")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+    # --force with a held-out folder whose samples do not fit the model: refused before the old search is removed
+    save_samples([{"bytes": np.zeros((1, 5), np.int32)}], tmp_path / "bad")
+    code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", tmp_path / "b", "--force",
+                        "--holdout", tmp_path / "bad", "--quiet")  # fmt: skip
+    one_line_error(code, err, "has shape [1, 5]")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "bad"]
     assert {p.name: p.read_bytes() for p in (tmp_path / "b").iterdir()} == finished  # byte for byte
+
+
+def test_force_never_replaces_files_no_search_wrote(magika_workdir, tmp_path, run_cli):
+    """A folder holding the user's own report.html (no ledger, no result.json) is not an earlier search: refused,
+    with or without --force, and left as it was."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.html").write_text("my report")
+    (mine / "notes.txt").write_text("mine")
+    for force in ((), ("--force",)):
+        code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", mine, "--quiet", *force)
+        one_line_error(code, err, "report.html that no autoprec search wrote")
+        assert {p.name: p.read_text() for p in mine.iterdir()} == {"report.html": "my report", "notes.txt": "mine"}
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from autoprec import api, demo
 from autoprec.calibrate import CalibrationSettings, calibrate
@@ -28,6 +29,7 @@ from autoprec.errors import UserError
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.evaluate.metrics import SQNR_CEILING_DB
 from autoprec.hardware import get_profile
+from autoprec.report import candidates_table
 
 VAD_TARGET = 0.85  # 4 clips: all-int8 (hn ~0.59) fails, all-int16 ~0.854 / 0.918 / 0.978 passes
 MAGIKA_TARGET = 0.999
@@ -167,6 +169,14 @@ def test_fraction_split_searches_on_its_part_only(vad_workdir, tmp_path):
 
     parts = equivalents["sensitivity"] + equivalents["evaluation"] + equivalents["holdout"]
     assert equivalents["total"] == pytest.approx(parts, abs=0.02)
+    # the candidates table's worst output is the one with the least room over its target, met or not
+    summaries = read_json(tmp_path / "out" / "candidates.json")
+    console = Console(record=True, width=200)
+    console.print(candidates_table(summaries, top=1))
+    first = summaries[0]["outputs"]
+    least = min(first, key=lambda name: first[name]["margin"])
+    assert f"{least}: {first[least]['value']:.6f}" in console.export_text()
+    assert all(o["margin"] == -o["gap"] for o in first.values() if o["gap"] > 0)
 
 
 def test_the_hardest_samples_by_task_values_and_non_finite_ones(magika_workdir, vad_workdir, tmp_path):

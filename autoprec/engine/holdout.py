@@ -110,16 +110,23 @@ def parse_holdout(setting: float | str | Path) -> float | Path:
     return float(setting)
 
 
-def resolve_holdout(setting: float | str | Path | None, num_samples: int) -> float | Path:
-    """`parse_holdout` of a `--holdout` value; None (not given) is a quarter from MIN_SAMPLES samples on, else 0."""
+def resolve_holdout(setting: float | str | Path | Evaluator | None, evaluator: Evaluator) -> float | Evaluator:
+    """A `--holdout` value for the search of `evaluator`: the fraction to hold out (None, not given: a quarter from
+    MIN_SAMPLES samples on, else 0), or for a folder the Evaluator of its samples (their data checked, so that a
+    bad folder is refused before anything is written)."""
+    if isinstance(setting, Evaluator):
+        return setting
     if setting is None:
-        return DEFAULT_FRACTION if num_samples >= MIN_SAMPLES else 0.0
-    return parse_holdout(setting)
+        return DEFAULT_FRACTION if evaluator.num_samples >= MIN_SAMPLES else 0.0
+    setting = parse_holdout(setting)
+    if isinstance(setting, Path):
+        return Evaluator(dataclasses.replace(evaluator.spec, data_path=str(setting), num_samples=None), evaluator.jobs)
+    return setting
 
 
-def searched_count(setting: float | Path, num_samples: int) -> int:
+def searched_count(setting: float | Evaluator, num_samples: int) -> int:
     """How many of the `num_samples` given the search scores under a resolved `--holdout` setting."""
-    return num_samples if isinstance(setting, Path) else num_samples - held_count(setting, num_samples)
+    return num_samples if isinstance(setting, Evaluator) else num_samples - held_count(setting, num_samples)
 
 
 @dataclass(frozen=True)
@@ -136,20 +143,22 @@ class HoldoutPlan:
 
 
 def plan_holdout(
-    setting: float | str | Path | None, evaluator: Evaluator, target: Target, base: dict[str, str], cache_dir: Path
+    setting: float | str | Path | Evaluator | None,
+    evaluator: Evaluator,
+    target: Target,
+    base: dict[str, str],
+    cache_dir: Path,
 ) -> HoldoutPlan:
-    """The split for `--holdout` (None: a quarter of the samples when there are at least MIN_SAMPLES); a fraction
-    is split by the samples' hardness for `base` (all-int8), cached in `cache_dir`. A folder's samples, which the
-    calibration never saw, are also checked against the calibrated ranges (`autoprec.engine.coverage`)."""
+    """The split for `--holdout` (see `resolve_holdout`); a fraction is split by the samples' hardness for `base`
+    (all-int8), cached in `cache_dir`. A folder's samples, which the calibration never saw, are also checked
+    against the calibrated ranges (`autoprec.engine.coverage`)."""
     everything = list(range(evaluator.num_samples))
-    setting = resolve_holdout(setting, evaluator.num_samples)
-    if isinstance(setting, Path):
-        spec = dataclasses.replace(evaluator.spec, data_path=str(setting), num_samples=None)
-        held = Evaluator(spec, jobs=evaluator.jobs)
-        excesses = tuple(out_of_range(held))
-        held_all = list(range(held.num_samples))
-        identity = f"folder {held.data_hash}"
-        return HoldoutPlan(everything, held_all, held, identity, held.num_samples, held.equivalents, excesses)
+    setting = resolve_holdout(setting, evaluator)
+    if isinstance(setting, Evaluator):
+        excesses = tuple(out_of_range(setting))
+        held_all = list(range(setting.num_samples))
+        identity = f"folder {setting.data_hash}"
+        return HoldoutPlan(everything, held_all, setting, identity, setting.num_samples, setting.equivalents, excesses)
     if setting == 0:
         return HoldoutPlan(everything, [], None, "off")
     search, held, runs, equivalents = stratified_split(evaluator, setting, target, base, cache_dir)

@@ -49,9 +49,11 @@ def run_equivalents(state: SearchState) -> dict[str, float]:
 
 
 def _output_summary(state: SearchState, t: OutputTarget, candidate: Candidate) -> dict:
-    """One output's value (on the search samples), its target and gap; its confidence bound when the search
+    """One output's value (on the search samples), its target, gap (0 when met) and margin (how far past the target,
+    < 0 when short of it, in the metric's units); its confidence bound when the search
     judges bounds, and its held-out value and gap once the candidate was checked."""
-    summary = {"value": t.value(candidate.scores), "target": t.describe(), "gap": max(0.0, t.gap(candidate.scores))}
+    gap = t.gap(candidate.scores)
+    summary = {"value": t.value(candidate.scores), "target": t.describe(), "gap": max(0.0, gap), "margin": -gap}
     if state.target.confidence is not None:
         summary["bound"] = state.target.judged(t, candidate.scores)
         summary["bound_gap"] = max(0.0, t.gap_of(summary["bound"]))

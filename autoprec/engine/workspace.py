@@ -45,6 +45,9 @@ def search_folder(out_dir: Path, resume: bool, force: bool) -> Iterator[None]:
 
 def _prepare(out_dir: Path, resume: bool, force: bool) -> None:
     ledger = out_dir / LEDGER
+    clashing = [name for name in OUTPUT_FILES if (out_dir / name).exists()]
+    if clashing and not (ledger.exists() or (out_dir / "result.json").exists()):  # not an autoprec search's files
+        raise UserError(f"{out_dir} holds a {clashing[0]} that no autoprec search wrote; choose another --out folder")
     if force:
         for path in [out_dir / name for name in OUTPUT_FILES] + [p for g in CACHES for p in out_dir.glob(g)]:
             path.unlink(missing_ok=True)

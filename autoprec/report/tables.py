@@ -65,8 +65,7 @@ def candidates_table(summaries: list[dict], top: int = 15, title: str | None = N
     for name, justify in columns:
         table.add_column(name, justify=justify, overflow="fold" if name == worst_column else "ellipsis")
     for rank, c in enumerate(summaries[:top], 1):
-        worst = max(c["outputs"].items(), key=lambda kv: kv[1]["gap"])
-        name, info = worst
+        name, info = min(c["outputs"].items(), key=lambda kv: kv[1].get("margin", -kv[1]["gap"]))  # the least room
         table.add_row(
             str(rank),
             c["strategy"],
