@@ -290,14 +290,17 @@ class Evaluator:
         named = [dict(zip(self.outputs, sample)) for sample in outputs]
         floats = [dict(zip(self.outputs, s)) for s in _worker(self.spec).references(indices)]
 
-        def score(positions: list[int]) -> float | np.ndarray:
+        def score(positions: list[int], whole: bool = False) -> float | np.ndarray:
             key = tuple(indices[p] for p in positions)
             picked = [floats[p] for p in positions]
             if key not in self._task_base:
                 self._task_base[key] = float(np.mean(relative_score(self._task, picked, picked, 1.0)))
-            return relative_score(self._task, picked, [named[p] for p in positions], self._task_base[key])
+            base = self._task_base[key]
+            if not whole and not (np.isfinite(base) and base != 0.0):  # float's own score needs the samples left out
+                return float("nan")  # an undefined jackknife value (the whole set's is the user's error)
+            return relative_score(self._task, picked, [named[p] for p in positions], base)
 
-        total = score(list(range(len(indices))))
+        total = score(list(range(len(indices))), whole=True)
         if isinstance(total, np.ndarray):  # one value per sample, the score their mean
             return {TASK: np.array([float(np.mean(total))]), TASK_SAMPLES: total}
         return {TASK: np.array([total]), TASK_SAMPLES: pseudo_values(score, len(indices), total)}
