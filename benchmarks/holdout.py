@@ -4,7 +4,12 @@ Per demo model and repeat: N realistic samples (by default as many as `autoprec 
 and are given to the search, N more of the same kinds are an external held-out set no setting ever sees. Each
 setting (no check, the default held-out check; optionally a confidence bound, both) searches at the demo target;
 its winner is then scored on the external set. All settings of one model share one sensitivity pass.
+With `--population P` each winner is also scored on P more samples (the same P for every split, far past any
+split's: `POPULATION_START`), whose mean is the population's to a few standard errors: a small external set's
+own noise can pass a winner the population fails, or the other way round. (Not magika: its pool is finite; give
+it `--external` the rest of the pool instead.)
 Usage: python -m benchmarks.holdout [--models vad,magika,ocr_det,layout] [--samples N] [--external E] [--repeats 1]
+  [--population P]
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from autoprec.calibrate import calibrate
 from autoprec.cli.commands import DEMO_SAMPLES, DEMO_TARGETS, DEMO_TASK_METRICS
 from autoprec.data import save_samples
 from autoprec.demo import fetch_model, make_samples
+from autoprec.engine.margin import per_sample
 from autoprec.engine.target import Target
 from autoprec.evaluate import EvalSpec, Evaluator, Scores
 from benchmarks.shared import search_sharing_analyses
@@ -30,6 +38,7 @@ PERIOD = {"vad": 4, "ocr_det": 4, "magika": 15}
 # first holds 13. Its search and external files alternate over the first 2N instead (with --external E, E external
 # files spread evenly over the first N + E), so both sides hold every kind
 INTERLEAVED = {"magika"}
+POPULATION_START = 100_000  # a whole number of vad / ocr_det cycles
 SETTINGS = {
     "no check": {"holdout": 0},
     "default": {},
@@ -39,7 +48,14 @@ SETTINGS = {
 
 
 def run_model(
-    name: str, samples: int, repeat: int, budget: int, settings: list[str], work: Path, unseen: int | None = None
+    name: str,
+    samples: int,
+    repeat: int,
+    budget: int,
+    settings: list[str],
+    work: Path,
+    unseen: int | None = None,
+    population: int = 0,
 ) -> list[dict]:
     """Every setting on one model and one (search, external held-out) split; one row per setting."""
     folder = work / f"{name}-{repeat}"
@@ -63,6 +79,7 @@ def run_model(
     external = Evaluator(
         EvalSpec(str(workdir / "calibrated_model.onnx"), str(folder / "external"), task_metric=task), jobs=2
     )
+    judge = _population(name, workdir, work, population) if population and name not in INTERLEAVED else None
     rows, int16 = [], None
     for setting in settings:
         out = folder / setting.replace(" ", "_")
@@ -89,6 +106,7 @@ def run_model(
             "external_worst": _worst(state.goal, scores),
             "holds": state.goal.passes(scores), "int16_external_worst": _worst(state.goal, int16),
             "int16_holds": state.goal.passes(int16), "advice": summary["advice"], "seconds": round(result.seconds, 1),
+            **(judge(state.goal, winner.assignment) if judge else {}),
         })  # fmt: skip
     return rows
 
@@ -96,6 +114,27 @@ def run_model(
 def _worst(goal: Target, scores: Scores) -> float:
     """The value of the output farthest from its target (the lowest for higher-is-better metrics)."""
     return max(goal.outputs, key=lambda t: t.gap(scores)).value(scores)
+
+
+def _population(name: str, workdir: Path, work: Path, size: int):
+    """A judge of winners on `size` population samples of `name` (written once per work folder): its worst output's
+    value and standard error, and whether it meets the goal."""
+    folder = work / f"{name}-population-{size}"
+    if not folder.exists():
+        save_samples(make_samples(name, size, start=POPULATION_START), folder)
+    evaluator = Evaluator(
+        EvalSpec(str(workdir / "calibrated_model.onnx"), str(folder), task_metric=DEMO_TASK_METRICS.get(name)), jobs=2
+    )
+
+    def judge(goal: Target, assignment: dict[str, str]) -> dict:
+        scores = evaluator.evaluate(assignment)
+        worst = max(goal.outputs, key=lambda t: t.gap(scores))
+        values = per_sample(worst, scores)
+        error = float(np.std(values, ddof=1) / np.sqrt(values.size))
+        holds = goal.passes(scores)
+        return {"population_worst": worst.value(scores), "population_se": error, "holds_population": holds}
+
+    return judge
 
 
 def demo_workdir_from(name: str, samples: list, folder: Path) -> Path:
@@ -113,28 +152,41 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--budget", type=int, default=50)
     parser.add_argument("--settings", default="no check,default", help=f"of: {', '.join(SETTINGS)}")
+    parser.add_argument("--population", type=int, default=0, help="also judge winners on this many more samples")
     parser.add_argument("--work", type=Path, help="work folder (default: a new temporary one)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="autoprec-holdout-"))
+    population = f" holds on {args.population} more (worst ± se) |" if args.population else ""
     print("| model | N | split | setting | met | cost (vs no check) | evaluations | checks (failed, tightened) | worst "
-          "output: search / external held-out | holds on external | all-int16 on external |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          f"output: search / external held-out | holds on external | all-int16 on external |{population}")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if args.population else ""))
     for name in args.models.split(","):
         samples = args.samples or DEMO_SAMPLES[name]
         for repeat in range(args.repeats):
-            rows = run_model(name, samples, repeat, args.budget, args.settings.split(","), work, args.external)
-            unchecked = next((r for r in rows if r["setting"] == "no check" and r["holds"] and r["met"]), None)
+            rows = run_model(
+                name, samples, repeat, args.budget, args.settings.split(","), work, args.external, args.population
+            )
+            holds = "holds_population" if "holds_population" in rows[0] else "holds"  # the larger set decides
+            unchecked = next((r for r in rows if r["setting"] == "no check" and r[holds] and r["met"]), None)
             for row in rows:
                 ratio = f" ({row['cost'] / unchecked['cost']:.2f}x)" if unchecked and unchecked["cost"] > 0 else ""
                 print(
                     f"| {name} | {samples} | {repeat} | {row['setting']} | {row['met']} | {row['cost']:.4f}{ratio} "
                     f"| {row['evaluations']} | {row['checks']} ({row['failed_checks']}, {row['tightened']}) | "
                     f"{row['search_worst']:.5f} / {row['external_worst']:.5f} | {_holds(row)} | "
-                    f"{row['int16_external_worst']:.5f} ({'holds' if row['int16_holds'] else 'misses'}) |",
+                    f"{row['int16_external_worst']:.5f} ({'holds' if row['int16_holds'] else 'misses'}) |"
+                    + _population_cell(row),
                     flush=True,
                 )
                 with open(work / "rows.jsonl", "a") as log:
                     log.write(json.dumps({**row, "samples": samples}) + "\n")
+
+
+def _population_cell(row: dict) -> str:
+    if "holds_population" not in row:
+        return ""
+    verdict = "yes" if row["holds_population"] else "**no**"
+    return f" {verdict} ({row['population_worst']:.5f} ± {row['population_se']:.5f}) |"
 
 
 def _holds(row: dict) -> str:

@@ -60,8 +60,9 @@ _WORDS = (
 )  # fmt: skip
 
 
-def make_samples(name: str, num_samples: int) -> list[Sample]:
-    """`num_samples` realistic, deterministic inputs for demo model `name` (input name -> array)."""
+def make_samples(name: str, num_samples: int, start: int = 0) -> list[Sample]:
+    """`num_samples` realistic, deterministic inputs for demo model `name` (input name -> array): the demo's
+    samples `start` to `start + num_samples - 1` (each depends on its index only)."""
     spec_of(name)
     if num_samples < 1:
         raise UserError(f"number of demo samples must be at least 1, got {num_samples}")
@@ -71,7 +72,7 @@ def make_samples(name: str, num_samples: int) -> list[Sample]:
         "vad": _vad_sample,
         "magika": _magika_sample,
     }
-    return [builders[name](i) for i in range(num_samples)]
+    return [builders[name](i) for i in range(start, start + num_samples)]
 
 
 # ---- images (layout, ocr_det) ----
