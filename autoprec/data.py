@@ -3,7 +3,7 @@
 HMCT layout: `<root>/<input_name>/<i>.npy`, one sample per file, sorted numerically.
 A single `.npz` holds one array per input with a leading sample axis (or one sample).
 A folder of `.npz` files holds one sample per file. Everything is checked against the model's
-inputs (names, shapes, dtypes, finiteness) and fails with a one-line `UserError`.
+inputs (names, shapes, dtypes, finiteness, the dtype's range) and fails with a one-line `UserError`.
 """
 
 from __future__ import annotations
@@ -206,20 +206,37 @@ def _validate(sample: Sample, inputs: list[InputSpec], source: Path, index: int)
 
 
 def _cast(array: np.ndarray, spec: InputSpec, source: Path, index: int) -> np.ndarray:
+    """`array` in the model's dtype; refused when its dtype or any of its values does not fit that dtype."""
     where = f"{source}: sample {index} of input '{spec.name}'"
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise UserError(f"{where} contains NaN or Inf; clean the data")
-    if spec.dtype.kind == "f":
-        if array.dtype.kind not in "fiub":
+    if spec.dtype.kind not in "fiub":
+        if array.dtype != spec.dtype:
             raise UserError(f"{where} has dtype {array.dtype}, the model wants {spec.dtype}")
-        return array.astype(spec.dtype, copy=False)
-    if spec.dtype.kind in "iub":
-        if array.dtype.kind not in "iub":
-            raise UserError(f"{where} has dtype {array.dtype}, the model wants integer {spec.dtype}")
-        info = np.iinfo(spec.dtype)
-        if array.size and (array.min() < info.min or array.max() > info.max):
-            raise UserError(f"{where} has values outside the range of {spec.dtype}")
-        return array.astype(spec.dtype, copy=False)
-    if array.dtype != spec.dtype:
-        raise UserError(f"{where} has dtype {array.dtype}, the model wants {spec.dtype}")
-    return array
+        return array
+    if array.dtype.kind not in ("fiub" if spec.dtype.kind == "f" else "iub"):
+        wanted = spec.dtype if spec.dtype.kind == "f" else f"integer {spec.dtype}"
+        raise UserError(f"{where} has dtype {array.dtype}, the model wants {wanted}")
+    _check_range(array, spec.dtype, where)
+    return array.astype(spec.dtype, copy=False)
+
+
+def _check_range(array: np.ndarray, dtype: np.dtype, where: str) -> None:
+    """Refuse values the cast to `dtype` would not keep (floats overflowing to Inf, integers wrapping around)."""
+    if not array.size:
+        return
+    low, high = _limits(dtype)
+    smallest, largest = array.min().item(), array.max().item()
+    if smallest < low or largest > high:
+        worst = smallest if smallest < low else largest
+        shown = f"{worst:g}" if isinstance(worst, float) else str(worst)
+        raise UserError(f"{where} has values beyond {dtype}'s range ({shown}); scale or clip them")
+
+
+def _limits(dtype: np.dtype) -> tuple[float, float]:
+    """The smallest and largest value of a numeric dtype, as Python numbers (compared exactly, without casts)."""
+    if dtype.kind == "b":
+        return 0, 1
+    if dtype.kind == "f":
+        return float(np.finfo(dtype).min), float(np.finfo(dtype).max)
+    return np.iinfo(dtype).min, np.iinfo(dtype).max
