@@ -1,8 +1,8 @@
 """Calibration / evaluation data: HMCT folder layout, one .npz, or a folder of .npz files.
 
-HMCT layout: `<root>/<input_name>/<i>.npy`, one sample per file, sorted numerically.
-A single `.npz` holds one array per input with a leading sample axis (or one sample).
-A folder of `.npz` files holds one sample per file. Everything is checked against the model's
+HMCT layout: `<root>/<input_name>/<i>.npy`, one sample per file, sorted numerically and paired across
+the inputs by file name. A single `.npz` holds one array per input with a leading sample axis (or one
+sample). A folder of `.npz` files holds one sample per file. Everything is checked against the model's
 inputs (names, shapes, dtypes, finiteness, the dtype's range) and fails with a one-line `UserError`.
 """
 
@@ -104,23 +104,48 @@ def _input_folder(root: Path, name: str, names: list[str]) -> Path:
     return folder
 
 
+def _numbered(path: Path) -> bool:
+    """True for a sample file named by its number: `<digits>.npy` or `<digits>.npz`."""
+    return path.stem.isascii() and path.stem.isdigit()
+
+
 def _numeric_key(path: Path) -> tuple[int, str]:
-    return (int(path.stem), "") if path.stem.isdigit() else (1 << 62, path.stem)
+    """Numbered files in numeric order (2 before 10), then any others by name."""
+    return (int(path.stem) if _numbered(path) else 1 << 62, path.stem)
 
 
 def _load_hmct(root: Path, inputs: list[InputSpec]) -> list[Sample]:
-    columns: dict[str, list[np.ndarray]] = {}
-    for spec in inputs:
-        folder = _input_folder(root, spec.name, [i.name for i in inputs])
-        if not folder.is_dir():
-            raise UserError(f"{root}: no folder for model input '{spec.name}'; expected {folder}/0.npy, 1.npy, ...")
-        files = sorted(folder.glob("*.npy"), key=_numeric_key)
-        columns[spec.name] = [_read_npy(f) for f in files]
-    counts = {name: len(arrays) for name, arrays in columns.items()}
-    if len(set(counts.values())) > 1:
-        raise UserError(f"{root}: inputs have different sample counts {counts}; give every input the same count")
-    count = next(iter(counts.values()), 0)
-    return [{name: arrays[i] for name, arrays in columns.items()} for i in range(count)]
+    names = [spec.name for spec in inputs]
+    folders = [_input_folder(root, name, names) for name in names]
+    columns = [_sample_files(root, folder, name) for folder, name in zip(folders, names)]
+    _check_paired(root, dict(zip(folders, columns)))
+    count = len(columns[0]) if columns else 0
+    return [{name: _read_npy(column[i]) for name, column in zip(names, columns)} for i in range(count)]
+
+
+def _sample_files(root: Path, folder: Path, input_name: str) -> list[Path]:
+    """The `<i>.npy` files of input `input_name`'s folder, in numeric order; other .npy names are refused."""
+    if not folder.is_dir():
+        raise UserError(f"{root}: no folder for model input '{input_name}'; expected {folder}/0.npy, 1.npy, ...")
+    files = sorted(folder.glob("*.npy"), key=_numeric_key)
+    stray = next((f for f in files if not _numbered(f)), None)
+    if stray is not None:
+        raise UserError(f"{stray}: not a sample file name; name an input's samples 0.npy, 1.npy, ...")
+    return files
+
+
+def _check_paired(root: Path, columns: dict[Path, list[Path]]) -> None:
+    """Every input folder holds the same sample file names: samples pair up by name, never by position."""
+    first, reference = next(iter(columns.items()), (root, []))
+    expected = {f.name for f in reference}
+    for folder, files in columns.items():
+        odd = sorted({f.name for f in files} ^ expected, key=lambda name: _numeric_key(Path(name)))
+        if odd:
+            has, lacks = (first, folder) if odd[0] in expected else (folder, first)
+            raise UserError(
+                f"{root}: sample file {odd[0]} is in {has.name}/ but not in {lacks.name}/; "
+                "give every input folder the same sample files 0.npy, 1.npy, ..."
+            )
 
 
 def _read_npy(path: Path) -> np.ndarray:

@@ -168,6 +168,21 @@ def case_int64_beyond_int32(root, request):
     return calibrate_args(model, data), r"sample 0 of input 'bytes' has values beyond int32's range \(1099511627776\)"
 
 
+def case_sample_renamed(root, request):
+    work = root / "work"
+    shutil.copytree(request.getfixturevalue("vad_workdir"), work)
+    data = vad_data(root, request)
+    (data / "input" / "2.npy").rename(data / "input" / "99.npy")  # would pair input 3 with h 2, and so on
+    args = ["search", str(work), "--data", str(data), "--out", str(root / "out"), "--quiet"]
+    return args, r"data: sample file 2\.npy is in h/ but not in input/; give every input folder the same sample files"
+
+
+def case_sample_not_numbered(root, request):
+    data = vad_data(root, request)
+    (data / "h" / "1.npy").rename(data / "h" / "one.npy")
+    return calibrate_args(vad_model(root), data), r"data/h/one\.npy: not a sample file name; name an input's samples"
+
+
 def case_empty_data_folder(root, request):
     data = root / "data"
     data.mkdir()
@@ -232,6 +247,8 @@ CASES: dict[str, Callable] = {
     "float64-beyond-float32": case_float64_beyond_float32,
     "holdout-beyond-float32": case_holdout_beyond_float32,
     "int64-beyond-int32": case_int64_beyond_int32,
+    "sample-renamed": case_sample_renamed,
+    "sample-not-numbered": case_sample_not_numbered,
     "empty-data-folder": case_empty_data_folder,
     "input-folders-without-samples": case_input_folders_without_samples,
     "pickled-npy": case_pickled_npy,

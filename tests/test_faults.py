@@ -308,6 +308,18 @@ def test_data_folder_names_are_injective_and_stay_inside(tmp_path):
         load_samples(legacy, ambiguous)
 
 
+def test_hmct_samples_pair_by_number_in_numeric_order(tmp_path):
+    inputs = [InputSpec(n, (2,), np.dtype(np.float32)) for n in ("x", "y")]
+    samples = [{"x": np.full(2, i, np.float32), "y": np.full(2, -i, np.float32)} for i in range(12)]
+    root = tmp_path / "data"
+    save_samples(samples, root)
+    for name in ("x", "y"):  # a gap in the numbering, the same in every folder, shifts nothing
+        (root / name / "5.npy").unlink()
+    loaded = load_samples(root, inputs)
+    numbers = [i for i in range(12) if i != 5]  # 2 before 10: numeric, not by name
+    assert [int(s["x"][0]) for s in loaded] == numbers and [int(s["y"][0]) for s in loaded] == [-i for i in numbers]
+
+
 def test_budget_counts_evaluations_not_losing_claims(tmp_path):
     from autoprec.engine.ledger import _claim_template
 
