@@ -1,9 +1,9 @@
 """Calibration / evaluation data: HMCT folder layout, one .npz, or a folder of .npz files.
 
-HMCT layout: `<root>/<input_name>/<i>.npy`, one sample per file, sorted numerically.
-A single `.npz` holds one array per input with a leading sample axis (or one sample).
-A folder of `.npz` files holds one sample per file. Everything is checked against the model's
-inputs (names, shapes, dtypes, finiteness) and fails with a one-line `UserError`.
+HMCT layout: `<root>/<input_name>/<i>.npy`, one sample per file, sorted numerically and paired across
+the inputs by file name. A single `.npz` holds one array per input with a leading sample axis (or one
+sample). A folder of `.npz` files holds one sample per file. Everything is checked against the model's
+inputs (names, shapes, dtypes, finiteness, the dtype's range) and fails with a one-line `UserError`.
 """
 
 from __future__ import annotations
@@ -104,23 +104,48 @@ def _input_folder(root: Path, name: str, names: list[str]) -> Path:
     return folder
 
 
+def _numbered(path: Path) -> bool:
+    """True for a sample file named by its number: `<digits>.npy` or `<digits>.npz`."""
+    return path.stem.isascii() and path.stem.isdigit()
+
+
 def _numeric_key(path: Path) -> tuple[int, str]:
-    return (int(path.stem), "") if path.stem.isdigit() else (1 << 62, path.stem)
+    """Numbered files in numeric order (2 before 10), then any others by name."""
+    return (int(path.stem) if _numbered(path) else 1 << 62, path.stem)
 
 
 def _load_hmct(root: Path, inputs: list[InputSpec]) -> list[Sample]:
-    columns: dict[str, list[np.ndarray]] = {}
-    for spec in inputs:
-        folder = _input_folder(root, spec.name, [i.name for i in inputs])
-        if not folder.is_dir():
-            raise UserError(f"{root}: no folder for model input '{spec.name}'; expected {folder}/0.npy, 1.npy, ...")
-        files = sorted(folder.glob("*.npy"), key=_numeric_key)
-        columns[spec.name] = [_read_npy(f) for f in files]
-    counts = {name: len(arrays) for name, arrays in columns.items()}
-    if len(set(counts.values())) > 1:
-        raise UserError(f"{root}: inputs have different sample counts {counts}; give every input the same count")
-    count = next(iter(counts.values()), 0)
-    return [{name: arrays[i] for name, arrays in columns.items()} for i in range(count)]
+    names = [spec.name for spec in inputs]
+    folders = [_input_folder(root, name, names) for name in names]
+    columns = [_sample_files(root, folder, name) for folder, name in zip(folders, names)]
+    _check_paired(root, dict(zip(folders, columns)))
+    count = len(columns[0]) if columns else 0
+    return [{name: _read_npy(column[i]) for name, column in zip(names, columns)} for i in range(count)]
+
+
+def _sample_files(root: Path, folder: Path, input_name: str) -> list[Path]:
+    """The `<i>.npy` files of input `input_name`'s folder, in numeric order; other .npy names are refused."""
+    if not folder.is_dir():
+        raise UserError(f"{root}: no folder for model input '{input_name}'; expected {folder}/0.npy, 1.npy, ...")
+    files = sorted(folder.glob("*.npy"), key=_numeric_key)
+    stray = next((f for f in files if not _numbered(f)), None)
+    if stray is not None:
+        raise UserError(f"{stray}: not a sample file name; name an input's samples 0.npy, 1.npy, ...")
+    return files
+
+
+def _check_paired(root: Path, columns: dict[Path, list[Path]]) -> None:
+    """Every input folder holds the same sample file names: samples pair up by name, never by position."""
+    first, reference = next(iter(columns.items()), (root, []))
+    expected = {f.name for f in reference}
+    for folder, files in columns.items():
+        odd = sorted({f.name for f in files} ^ expected, key=lambda name: _numeric_key(Path(name)))
+        if odd:
+            has, lacks = (first, folder) if odd[0] in expected else (folder, first)
+            raise UserError(
+                f"{root}: sample file {odd[0]} is in {has.name}/ but not in {lacks.name}/; "
+                "give every input folder the same sample files 0.npy, 1.npy, ..."
+            )
 
 
 def _read_npy(path: Path) -> np.ndarray:
@@ -206,20 +231,37 @@ def _validate(sample: Sample, inputs: list[InputSpec], source: Path, index: int)
 
 
 def _cast(array: np.ndarray, spec: InputSpec, source: Path, index: int) -> np.ndarray:
+    """`array` in the model's dtype; refused when its dtype or any of its values does not fit that dtype."""
     where = f"{source}: sample {index} of input '{spec.name}'"
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise UserError(f"{where} contains NaN or Inf; clean the data")
-    if spec.dtype.kind == "f":
-        if array.dtype.kind not in "fiub":
+    if spec.dtype.kind not in "fiub":
+        if array.dtype != spec.dtype:
             raise UserError(f"{where} has dtype {array.dtype}, the model wants {spec.dtype}")
-        return array.astype(spec.dtype, copy=False)
-    if spec.dtype.kind in "iub":
-        if array.dtype.kind not in "iub":
-            raise UserError(f"{where} has dtype {array.dtype}, the model wants integer {spec.dtype}")
-        info = np.iinfo(spec.dtype)
-        if array.size and (array.min() < info.min or array.max() > info.max):
-            raise UserError(f"{where} has values outside the range of {spec.dtype}")
-        return array.astype(spec.dtype, copy=False)
-    if array.dtype != spec.dtype:
-        raise UserError(f"{where} has dtype {array.dtype}, the model wants {spec.dtype}")
-    return array
+        return array
+    if array.dtype.kind not in ("fiub" if spec.dtype.kind == "f" else "iub"):
+        wanted = spec.dtype if spec.dtype.kind == "f" else f"integer {spec.dtype}"
+        raise UserError(f"{where} has dtype {array.dtype}, the model wants {wanted}")
+    _check_range(array, spec.dtype, where)
+    return array.astype(spec.dtype, copy=False)
+
+
+def _check_range(array: np.ndarray, dtype: np.dtype, where: str) -> None:
+    """Refuse values the cast to `dtype` would not keep (floats overflowing to Inf, integers wrapping around)."""
+    if not array.size:
+        return
+    low, high = _limits(dtype)
+    smallest, largest = array.min().item(), array.max().item()
+    if smallest < low or largest > high:
+        worst = smallest if smallest < low else largest
+        shown = f"{worst:g}" if isinstance(worst, float) else str(worst)
+        raise UserError(f"{where} has values beyond {dtype}'s range ({shown}); scale or clip them")
+
+
+def _limits(dtype: np.dtype) -> tuple[float, float]:
+    """The smallest and largest value of a numeric dtype, as Python numbers (compared exactly, without casts)."""
+    if dtype.kind == "b":
+        return 0, 1
+    if dtype.kind == "f":
+        return float(np.finfo(dtype).min), float(np.finfo(dtype).max)
+    return np.iinfo(dtype).min, np.iinfo(dtype).max

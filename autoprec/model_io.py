@@ -138,3 +138,21 @@ def read_json(path: str | os.PathLike) -> object:
 def save_json(data: object, path: str | os.PathLike) -> None:
     """Write strict JSON atomically (a temp file renamed into place)."""
     _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(dumps_json(data, indent=2)))
+
+
+def read_cache(path: str | os.PathLike, key: str | None = None) -> dict | None:
+    """The cache entry `save_json` wrote to `path` under `key` (any key when None); None when absent, unreadable
+    (corrupt, not an object) or another entry's: a cache is autoprec's own derived data, recomputed when unusable."""
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):  # missing, unreadable, not UTF-8 or not JSON
+        return None
+    return data if isinstance(data, dict) and key in (None, data.get("key")) else None
+
+
+def nested_numbers(data: object, depth: int) -> bool:
+    """True when `data` is `depth` levels of dicts or lists over numbers (the measured values of a cache)."""
+    if depth == 0:
+        return isinstance(data, int | float) and not isinstance(data, bool)
+    values = data.values() if isinstance(data, dict) else data if isinstance(data, list) else None
+    return values is not None and all(nested_numbers(value, depth - 1) for value in values)

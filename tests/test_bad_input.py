@@ -138,6 +138,51 @@ def case_inf_in_data(root, request):
     return calibrate_args(vad_model(root), data), r"sample 0 of input 'input' contains NaN or Inf"
 
 
+def case_float64_beyond_float32(root, request):
+    data = vad_data(root, request)
+    audio = np.load(data / "input" / "1.npy").astype(np.float64)
+    audio[0, 3] = 1e300  # finite in float64, Inf in the model's float32
+    np.save(data / "input" / "1.npy", audio)
+    expected = r"sample 1 of input 'input' has values beyond float32's range \(1e\+300\); scale or clip them$"
+    return calibrate_args(vad_model(root), data), expected
+
+
+def case_holdout_beyond_float32(root, request):
+    work = root / "work"
+    shutil.copytree(request.getfixturevalue("vad_workdir"), work)
+    held = vad_data(root, request)
+    audio = np.load(held / "input" / "0.npy").astype(np.float64)
+    audio[0, 0] = -1e39
+    np.save(held / "input" / "0.npy", audio)
+    args = ["search", str(work), "--holdout", str(held), "--out", str(root / "out"), "--quiet"]
+    return args, r"data: sample 0 of input 'input' has values beyond float32's range \(-1e\+39\)"
+
+
+def case_int64_beyond_int32(root, request):
+    data = magika_data(root, request)
+    tokens = np.load(data / "bytes" / "0.npy").astype(np.int64)
+    tokens[0, 0] = 1 << 40
+    np.save(data / "bytes" / "0.npy", tokens)
+    model = root / "magika.onnx"
+    shutil.copyfile(demo.fetch_model("magika"), model)
+    return calibrate_args(model, data), r"sample 0 of input 'bytes' has values beyond int32's range \(1099511627776\)"
+
+
+def case_sample_renamed(root, request):
+    work = root / "work"
+    shutil.copytree(request.getfixturevalue("vad_workdir"), work)
+    data = vad_data(root, request)
+    (data / "input" / "2.npy").rename(data / "input" / "99.npy")  # would pair input 3 with h 2, and so on
+    args = ["search", str(work), "--data", str(data), "--out", str(root / "out"), "--quiet"]
+    return args, r"data: sample file 2\.npy is in h/ but not in input/; give every input folder the same sample files"
+
+
+def case_sample_not_numbered(root, request):
+    data = vad_data(root, request)
+    (data / "h" / "1.npy").rename(data / "h" / "one.npy")
+    return calibrate_args(vad_model(root), data), r"data/h/one\.npy: not a sample file name; name an input's samples"
+
+
 def case_empty_data_folder(root, request):
     data = root / "data"
     data.mkdir()
@@ -199,6 +244,11 @@ CASES: dict[str, Callable] = {
     "wrong-dtype": case_wrong_dtype,
     "nan": case_nan_in_data,
     "inf": case_inf_in_data,
+    "float64-beyond-float32": case_float64_beyond_float32,
+    "holdout-beyond-float32": case_holdout_beyond_float32,
+    "int64-beyond-int32": case_int64_beyond_int32,
+    "sample-renamed": case_sample_renamed,
+    "sample-not-numbered": case_sample_not_numbered,
     "empty-data-folder": case_empty_data_folder,
     "input-folders-without-samples": case_input_folders_without_samples,
     "pickled-npy": case_pickled_npy,

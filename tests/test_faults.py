@@ -326,6 +326,36 @@ def test_data_folder_names_are_injective_and_stay_inside(tmp_path):
         load_samples(legacy, ambiguous)
 
 
+def test_hmct_samples_pair_by_number_in_numeric_order(tmp_path):
+    inputs = [InputSpec(n, (2,), np.dtype(np.float32)) for n in ("x", "y")]
+    samples = [{"x": np.full(2, i, np.float32), "y": np.full(2, -i, np.float32)} for i in range(12)]
+    root = tmp_path / "data"
+    save_samples(samples, root)
+    for name in ("x", "y"):  # a gap in the numbering, the same in every folder, shifts nothing
+        (root / name / "5.npy").unlink()
+    loaded = load_samples(root, inputs)
+    numbers = [i for i in range(12) if i != 5]  # 2 before 10: numeric, not by name
+    assert [int(s["x"][0]) for s in loaded] == numbers and [int(s["y"][0]) for s in loaded] == [-i for i in numbers]
+
+
+def test_corrupt_caches_in_a_search_folder_are_measured_again(vad_workdir, tmp_path, run_cli):
+    out = tmp_path / "out"
+    args = ("search", vad_workdir, "--out", out, "--budget", "5", "--holdout", "0.5", "--quiet")
+    code, err = run_cli(*args)
+    assert code == 0, err
+    caches = ["sensitivity-node-single.json", "sensitivity-float-drop.json", "sensitivity-curve.json",
+              "holdout-split.json"]  # fmt: skip
+    before = {name: json.loads((out / name).read_text()) for name in caches}
+    (out / caches[0]).write_text('{"bad":')  # torn
+    misshapen = {**before[caches[1]], "values": {"/stft/Conv": 3}}  # its own key, not its shape
+    (out / caches[1]).write_text(json.dumps(misshapen))
+    (out / caches[2]).write_bytes(b"\xff\xfe")  # not even text
+    (out / caches[3]).write_text("[]")
+    code, err = run_cli(*args, "--resume")
+    assert code == 0, err
+    assert {name: json.loads((out / name).read_text()) for name in caches} == before
+
+
 def test_budget_counts_evaluations_not_losing_claims(tmp_path):
     from autoprec.engine.ledger import _claim_template
 

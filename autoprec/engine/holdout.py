@@ -29,7 +29,7 @@ from autoprec.engine.target import Target
 from autoprec.errors import UserError
 from autoprec.evaluate import Evaluator, Scores
 from autoprec.evaluate.metrics import get_metric
-from autoprec.model_io import save_json
+from autoprec.model_io import read_cache, save_json
 
 MIN_SAMPLES = 8  # the default holds out a share only from this many samples on
 DEFAULT_FRACTION = 0.25
@@ -84,14 +84,23 @@ def stratified_split(
     identity = [evaluator.model_hash, evaluator.data_hash, fraction, target.to_json()]
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:20]
     path = Path(cache_dir) / CACHE
-    data = json.loads(path.read_text()) if path.exists() else {}
-    if data.get("key") == key:
+    data = read_cache(path, key) or {}
+    if _is_split(data, evaluator.num_samples):
         return data["search"], data["held"], 0, 0.0
     before = evaluator.equivalents
     scores = evaluator.evaluate(base)
     search, held = split_indices(hardness(scores, target, evaluator.num_samples), fraction)
     save_json({"key": key, "search": search, "held": held}, path)
     return search, held, evaluator.num_samples, evaluator.equivalents - before
+
+
+def _is_split(data: dict, num_samples: int) -> bool:
+    """True when `data` splits the `num_samples` samples: each index once, in "search" or "held" (a cache that
+    does not is computed again)."""
+    parts = (data.get("search"), data.get("held"))
+    if not all(isinstance(part, list) and all(type(i) is int for i in part) for part in parts):
+        return False
+    return sorted(parts[0] + parts[1]) == list(range(num_samples))
 
 
 def parse_holdout(setting: float | str | Path) -> float | Path:

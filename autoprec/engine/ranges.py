@@ -17,7 +17,7 @@ import numpy as np
 from autoprec.engine.units import Unit
 from autoprec.evaluate import Evaluator
 from autoprec.ir import FEATURE, CalibratedModel
-from autoprec.model_io import save_json
+from autoprec.model_io import nested_numbers, read_cache, save_json
 
 METRIC = "cosine-similarity"
 OWN = "own"  # the base itself, in range_sensitivity results
@@ -68,8 +68,8 @@ def load_or_measure_ranges(
     identity = [evaluator.model_hash, evaluator.data_hash, indices, sorted(base.items())]
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:20]
     path = Path(cache_dir) / "sensitivity-ranges.json"
-    stored = json.loads(path.read_text()) if path.exists() else {}
-    values = stored.get("values", {}) if stored.get("key") == key else {}
+    values = (read_cache(path, key) or {}).get("values")
+    values = values if nested_numbers(values, 3) else {}  # none yet, or unreadable: measured again
     missing = [u for u in units if u.name not in values]
     if missing:
         values.update(measure_ranges(evaluator, missing, indices, base))

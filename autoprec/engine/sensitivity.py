@@ -33,7 +33,7 @@ from autoprec.evaluate import Evaluator
 from autoprec.evaluate.metrics import METRICS, get_metric
 from autoprec.hardware import HardwareProfile
 from autoprec.ir import FEATURE, WEIGHT
-from autoprec.model_io import read_json, save_json
+from autoprec.model_io import nested_numbers, read_cache, save_json
 
 NODE_TYPES = ("node", "weight", "activation", "compensable", "float")
 MODES = ("single", "raise", "drop")
@@ -210,10 +210,9 @@ def load_or_measure(
         identity.append(method)  # exact methods give the same numbers and share one cache entry
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:20]
     path = Path(cache_dir) / f"sensitivity-{node_type}-{mode}.json"
-    if path.exists():
-        data = read_json(path)
-        if data.get("key") == key:
-            return Sensitivity.from_json(data)
+    cached = read_sensitivity(path, node_type, mode, key)
+    if cached is not None:
+        return cached
     if adaptive:
         from autoprec.engine.adaptive import measure_adaptive  # adaptive builds on this module
 
@@ -228,3 +227,20 @@ def load_or_measure(
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     save_json({"key": key, **result.to_json()}, path)
     return result
+
+
+def read_sensitivity(
+    path: Path, node_type: str = "node", mode: str = "single", key: str | None = None
+) -> Sensitivity | None:
+    """The sensitivity cached in `path` (under `key`, any when None); None when there is none, or it is unreadable
+    or misshapen (then it is measured again)."""
+    data = read_cache(path, key)
+    if data is None or (data.get("node_type"), data.get("mode")) != (node_type, mode):
+        return None
+    items = data.get("items", {})
+    shaped = (
+        nested_numbers(data.get("values"), 3)
+        and isinstance(items, dict)
+        and all(isinstance(names, list) and all(isinstance(name, str) for name in names) for names in items.values())
+    )
+    return Sensitivity.from_json(data) if shaped else None

@@ -15,11 +15,11 @@ from pathlib import Path
 from rich.console import Console
 
 from autoprec.engine.saved import SavedSearch, load_saved
-from autoprec.engine.sensitivity import Sensitivity
+from autoprec.engine.sensitivity import Sensitivity, read_sensitivity
 from autoprec.engine.target import OutputTarget
 from autoprec.evaluate import Evaluator
 from autoprec.hardware import HardwareProfile, get_profile
-from autoprec.model_io import read_json, save_json
+from autoprec.model_io import nested_numbers, read_cache, read_json, save_json
 from autoprec.report import figures
 from autoprec.report.curve import ranking_curve
 from autoprec.report.debug import ranking_curve_figure
@@ -41,8 +41,9 @@ def write_report(out: str | Path, evaluator: Evaluator | None = None, profile: H
     (~12 evaluations on 2 samples)."""
     saved = load_saved(out)
     profile = profile or get_profile(saved.result.get("profile", "generic"))
-    sections = [_notes(saved), _baselines(saved), _pareto(saved), _history(saved), _sensitivity(saved)]
-    sections += [_curve(saved, evaluator, profile), _config(saved, evaluator), _debug(saved)]
+    sensitivity = read_sensitivity(saved.out / "sensitivity-node-single.json")  # None: no pass, or unreadable
+    sections = [_notes(saved), _baselines(saved), _pareto(saved), _history(saved), _sensitivity(saved, sensitivity)]
+    sections += [_curve(saved, evaluator, profile, sensitivity), _config(saved, evaluator), _debug(saved)]
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>autoprec report</title><style>{STYLE}</style>"
         f"</head><body><h1>autoprec search report: {html.escape(str(saved.out))}</h1>{''.join(sections)}</body></html>"
@@ -117,11 +118,10 @@ def _history(saved: SavedSearch) -> str:
                     _figure(figures.history_svg(saved.candidates, saved.target), "history"), "history")  # fmt: skip
 
 
-def _sensitivity(saved: SavedSearch) -> str:
-    path = saved.out / "sensitivity-node-single.json"
-    if not path.is_file():
-        return _section("Sensitivity", "<p class='note'>no sensitivity pass in this search</p>", "sensitivity")
-    values = read_json(path)["values"]
+def _sensitivity(saved: SavedSearch, sensitivity: Sensitivity | None) -> str:
+    if sensitivity is None:
+        return _section("Sensitivity", "<p class='note'>no readable sensitivity pass in this search</p>", "sensitivity")
+    values = sensitivity.values
     measured = list(next(iter(values.values())))
     outputs = [t.output for t in saved.target.outputs if t.output in measured] or measured  # task-only targets
     tables = []
@@ -142,12 +142,12 @@ def _sensitivity(saved: SavedSearch) -> str:
     return _section("Sensitivity: top units per output and metric", body, "sensitivity")
 
 
-def _curve(saved: SavedSearch, evaluator: Evaluator | None, profile: HardwareProfile) -> str:
-    sensitivity_file = saved.out / "sensitivity-node-single.json"
-    if evaluator is None or not sensitivity_file.is_file():
+def _curve(
+    saved: SavedSearch, evaluator: Evaluator | None, profile: HardwareProfile, sensitivity: Sensitivity | None
+) -> str:
+    if evaluator is None or sensitivity is None:
         body = "<p class='note'>not computed (needs the model and the search's sensitivity pass)</p>"
     else:
-        sensitivity = Sensitivity.from_json(read_json(sensitivity_file))
         indices = list(range(min(2, evaluator.num_samples)))
         curve = _cached_curve(saved, evaluator, profile, sensitivity, indices)
         body = _figure(inline_svg(ranking_curve_figure(curve, saved.target)), "curve")
@@ -163,13 +163,23 @@ def _cached_curve(
                 sensitivity.ranking()]  # fmt: skip
     key = hashlib.sha256(json.dumps(identity, default=str).encode()).hexdigest()[:20]
     path = saved.out / "sensitivity-curve.json"
-    if path.is_file():
-        cached = read_json(path)
-        if cached.get("key") == key:
-            return cached["curve"]
+    cached = (read_cache(path, key) or {}).get("curve")
+    if _is_curve(cached):
+        return cached
     curve = ranking_curve(evaluator, profile, sensitivity, saved.target, indices)
     save_json({"key": key, "curve": curve}, path)
     return curve
+
+
+def _is_curve(curve: object) -> bool:
+    """True for a ranking curve as `ranking_curve` returns it (a cache that is not one is computed again)."""
+    return (
+        isinstance(curve, dict)
+        and nested_numbers(curve.get("k"), 1)
+        and nested_numbers(curve.get("outputs"), 2)
+        and isinstance(curve.get("units"), list)
+        and nested_numbers(curve.get("samples"), 0)
+    )
 
 
 def _config(saved: SavedSearch, evaluator: Evaluator | None) -> str:
