@@ -239,3 +239,28 @@ def test_error_message_is_printed_literally(folder, tmp_path, run_cli):
     assert code == 2, stderr
     assert str(model) in stderr, stderr
     assert snapshot(tmp_path) == {folder.split("/")[0]: "dir", folder: "dir"}
+
+
+@pytest.mark.parametrize(
+    ("args", "prog", "expected"),
+    [
+        (["search", "W", "--target", "abc"], "autoprec search", r"argument --target: invalid float value: 'abc'"),
+        (["search", "W", "--budget", "x"], "autoprec search", r"argument --budget: invalid int value: 'x'"),
+        (["search", "W", "--jobs", "0"], "autoprec search", r"argument --jobs: --jobs must be at least 1"),
+        (["search", "W", "--confidence", "a"], "autoprec search", r"argument --confidence: invalid float value: 'a'"),
+        (["sensitivity", "--node-type", "edge"], "autoprec sensitivity", r"argument --node-type: invalid choice"),
+        (["debug", "distribution"], "autoprec debug distribution", r"required: NODE"),
+        (["nosuchcommand"], "autoprec", r"argument COMMAND: invalid choice: 'nosuchcommand'"),
+        ([], "autoprec", r"required: COMMAND"),
+    ],
+)
+def test_argument_error_is_one_line(args, prog, expected, tmp_path, run_cli):
+    """argparse's errors too: one line naming the argument and where the help is, no usage block, exit 2."""
+    code, stderr = result = run_cli(*args)
+    assert code == 2, stderr
+    assert result.stdout == "", result.stdout
+    assert len(stderr.strip().splitlines()) == 1, f"error is not one line:\n{stderr}"
+    assert stderr.startswith(f"{prog}: error: "), stderr
+    assert re.search(expected, stderr), (expected, stderr)
+    assert stderr.strip().endswith(f"(see {prog} --help)"), stderr
+    assert snapshot(tmp_path) == {}, "a refused command wrote files"

@@ -37,8 +37,13 @@ def add_export_parser(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--num-samples", type=int, help="use only the first N samples")
     p.add_argument("--profile", help="hardware profile (default: the search's, else generic)")
     p.add_argument("--target", type=float, help="threshold for every output (default: the search's, else 0.99)")
-    p.add_argument("--metric", default="cosine-similarity")
-    p.add_argument("--aggregate", default="mean", choices=["mean", "min"])
+    p.add_argument("--metric", default="cosine-similarity", help="metric of --target (default: cosine-similarity)")
+    p.add_argument(
+        "--aggregate",
+        default="mean",
+        choices=["mean", "min"],
+        help="aggregate of --target over samples (default: mean)",
+    )
     p.add_argument("--targets", help="per-output targets, TOML or JSON: {output: {threshold, metric, aggregate}}")
     p.add_argument("--ms-domain", action="store_true",
                    help="qdq: com.microsoft Q/DQ at a lower opset, for runtimes older than opset 21")  # fmt: skip
