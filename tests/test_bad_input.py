@@ -188,6 +188,15 @@ def case_zero_samples(root, request):
     return args, r"--num-samples must be at least 1"
 
 
+def case_demo_target_impossible(root, request):
+    # refused before the demo fetches, calibrates or writes anything (the check test_bad_input_fails_cleanly makes)
+    return ["demo", "vad", "--target", "1.5"], r"target 1\.5 for every output is impossible: cosine lies in \(0, 1\]"
+
+
+def case_demo_budget_0(root, request):
+    return ["demo", "magika", "--budget", "0"], r"--budget must be at least 1 evaluation, got 0"
+
+
 CASES: dict[str, Callable] = {
     "not-a-file": case_model_missing,
     "folder-as-model": case_model_is_folder,
@@ -207,6 +216,8 @@ CASES: dict[str, Callable] = {
     "unknown-profile": case_unknown_profile,
     "output-folder-exists": case_output_exists,
     "num-samples-0": case_zero_samples,
+    "demo-target-impossible": case_demo_target_impossible,
+    "demo-budget-0": case_demo_budget_0,
 }
 
 
