@@ -203,9 +203,11 @@ def test_a_refused_run_leaves_nothing_behind(magika_workdir, tmp_path, run_cli):
     finished = {p.name: p.read_bytes() for p in (tmp_path / "b").iterdir()}
     assert {"candidates.json", "ledger.journal", "quant_config.json", "result.json"} <= set(finished)
     code, err = run_cli("search", magika_workdir, "--target", "0.5", "--out", tmp_path / "b", "--resume", "--quiet")
-    one_line_error(code, err, "another target")
+    one_line_error(code, err, "another target", "pass --force to start over", "another --out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
     assert {p.name: p.read_bytes() for p in (tmp_path / "b").iterdir()} == finished  # byte for byte
+    code, err = run_cli("search", magika_workdir, "--target", "0.5", "--out", tmp_path / "b", "--force", "--quiet")
+    assert code == 0, err  # what the error said to do
 
 
 @contextmanager
