@@ -197,6 +197,17 @@ def case_demo_budget_0(root, request):
     return ["demo", "magika", "--budget", "0"], r"--budget must be at least 1 evaluation, got 0"
 
 
+def case_export_search_missing(root, request):
+    args = ["export", "--search", root / "nosuch", "-o", root / "z.onnx"]
+    return args, r"nosuch: no such folder; give the folder a search wrote \(its --out\)"
+
+
+def case_export_search_not_a_search(root, request):
+    (root / "notasearch").mkdir()
+    args = ["export", "--search", root / "notasearch", "-o", root / "z.onnx"]
+    return args, r"notasearch: holds no search results \(no result\.json\)"
+
+
 CASES: dict[str, Callable] = {
     "not-a-file": case_model_missing,
     "folder-as-model": case_model_is_folder,
@@ -218,6 +229,8 @@ CASES: dict[str, Callable] = {
     "num-samples-0": case_zero_samples,
     "demo-target-impossible": case_demo_target_impossible,
     "demo-budget-0": case_demo_budget_0,
+    "export-search-missing": case_export_search_missing,
+    "export-search-not-a-search": case_export_search_not_a_search,
 }
 
 
