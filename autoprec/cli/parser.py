@@ -25,8 +25,6 @@ DESCRIPTION = (
     "every output. Start with `autoprec demo`; exit codes: 0 ok, 1 target not met, 2 user error (one line), "
     "3 internal error (one line; traceback in a log file, --debug shows it)."
 )
-
-
 NODE_TYPES = ("node", "weight", "activation", "compensable", "float")
 
 
