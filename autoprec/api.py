@@ -24,7 +24,7 @@ from autoprec.engine.margin import working_target
 from autoprec.engine.outputs import write_outputs
 from autoprec.engine.settings import SearchSettings
 from autoprec.engine.state import Candidate, SearchState
-from autoprec.engine.target import build_target
+from autoprec.engine.target import build_target, check_threshold
 from autoprec.engine.verify import check_exported
 from autoprec.engine.workspace import search_folder
 from autoprec.errors import UserError
@@ -34,7 +34,7 @@ from autoprec.hardware import get_profile
 from autoprec.quant_config import parse_subgraph, subgraph_nodes
 from autoprec.report.html import report_after_search
 
-__all__ = ["SearchResult", "SearchSettings", "resolve_workdir", "search"]
+__all__ = ["SearchResult", "SearchSettings", "check_settings", "resolve_workdir", "search"]
 
 
 def resolve_workdir(path: str | Path, data: str | Path | None = None) -> tuple[Path, Path]:
@@ -50,6 +50,19 @@ def resolve_workdir(path: str | Path, data: str | Path | None = None) -> tuple[P
     else:
         model, default_data = target, target.parent / "calibration_data"
     return model, Path(data) if data else default_data
+
+
+def check_settings(settings: SearchSettings) -> None:
+    """Refuse settings that are wrong for any model, before anything is loaded or written."""
+    if settings.budget < 1:
+        raise UserError(f"--budget must be at least 1 evaluation, got {settings.budget}")
+    if settings.sensitivity_samples < 1:
+        raise UserError(f"--sensitivity-samples must be at least 1, got {settings.sensitivity_samples}")
+    if settings.runtime not in RUNTIMES:
+        raise UserError(f"unknown runtime '{settings.runtime}'; use one of {', '.join(RUNTIMES)}")
+    task = settings.task_metric is not None
+    if task or settings.targets_file is None:  # else the file may give every output its own threshold
+        check_threshold(settings.target, settings.metric, settings.aggregate, task=task)
 
 
 def search(
@@ -68,12 +81,7 @@ def search(
     settings = dataclasses.replace(settings or SearchSettings(), **fields)
     if model is not None:
         settings.model = model
-    if settings.budget < 1:
-        raise UserError(f"--budget must be at least 1 evaluation, got {settings.budget}")
-    if settings.sensitivity_samples < 1:
-        raise UserError(f"--sensitivity-samples must be at least 1, got {settings.sensitivity_samples}")
-    if settings.runtime not in RUNTIMES:
-        raise UserError(f"unknown runtime '{settings.runtime}'; use one of {', '.join(RUNTIMES)}")
+    check_settings(settings)
     strategies = load_strategies(settings.strategies, settings.options)
     model_path, data_path = resolve_workdir(settings.model, settings.data)
     reference = str(settings.float_model) if settings.float_model else None

@@ -233,6 +233,26 @@ def case_zero_samples(root, request):
     return args, r"--num-samples must be at least 1"
 
 
+def case_demo_target_impossible(root, request):
+    # refused before the demo fetches, calibrates or writes anything (the check test_bad_input_fails_cleanly makes)
+    return ["demo", "vad", "--target", "1.5"], r"target 1\.5 for every output is impossible: cosine lies in \(0, 1\]"
+
+
+def case_demo_budget_0(root, request):
+    return ["demo", "magika", "--budget", "0"], r"--budget must be at least 1 evaluation, got 0"
+
+
+def case_export_search_missing(root, request):
+    args = ["export", "--search", root / "nosuch", "-o", root / "z.onnx"]
+    return args, r"nosuch: no such folder; give the folder a search wrote \(its --out\)"
+
+
+def case_export_search_not_a_search(root, request):
+    (root / "notasearch").mkdir()
+    args = ["export", "--search", root / "notasearch", "-o", root / "z.onnx"]
+    return args, r"notasearch: holds no search results \(no result\.json\)"
+
+
 CASES: dict[str, Callable] = {
     "not-a-file": case_model_missing,
     "folder-as-model": case_model_is_folder,
@@ -257,6 +277,10 @@ CASES: dict[str, Callable] = {
     "unknown-profile": case_unknown_profile,
     "output-folder-exists": case_output_exists,
     "num-samples-0": case_zero_samples,
+    "demo-target-impossible": case_demo_target_impossible,
+    "demo-budget-0": case_demo_budget_0,
+    "export-search-missing": case_export_search_missing,
+    "export-search-not-a-search": case_export_search_not_a_search,
 }
 
 
@@ -289,3 +313,28 @@ def test_error_message_is_printed_literally(folder, tmp_path, run_cli):
     assert code == 2, stderr
     assert str(model) in stderr, stderr
     assert snapshot(tmp_path) == {folder.split("/")[0]: "dir", folder: "dir"}
+
+
+@pytest.mark.parametrize(
+    ("args", "prog", "expected"),
+    [
+        (["search", "W", "--target", "abc"], "autoprec search", r"argument --target: invalid float value: 'abc'"),
+        (["search", "W", "--budget", "x"], "autoprec search", r"argument --budget: invalid int value: 'x'"),
+        (["search", "W", "--jobs", "0"], "autoprec search", r"argument --jobs: --jobs must be at least 1"),
+        (["search", "W", "--confidence", "a"], "autoprec search", r"argument --confidence: invalid float value: 'a'"),
+        (["sensitivity", "--node-type", "edge"], "autoprec sensitivity", r"argument --node-type: invalid choice"),
+        (["debug", "distribution"], "autoprec debug distribution", r"required: NODE"),
+        (["nosuchcommand"], "autoprec", r"argument COMMAND: invalid choice: 'nosuchcommand'"),
+        ([], "autoprec", r"required: COMMAND"),
+    ],
+)
+def test_argument_error_is_one_line(args, prog, expected, tmp_path, run_cli):
+    """argparse's errors too: one line naming the argument and where the help is, no usage block, exit 2."""
+    code, stderr = result = run_cli(*args)
+    assert code == 2, stderr
+    assert result.stdout == "", result.stdout
+    assert len(stderr.strip().splitlines()) == 1, f"error is not one line:\n{stderr}"
+    assert stderr.startswith(f"{prog}: error: "), stderr
+    assert re.search(expected, stderr), (expected, stderr)
+    assert stderr.strip().endswith(f"(see {prog} --help)"), stderr
+    assert snapshot(tmp_path) == {}, "a refused command wrote files"

@@ -128,3 +128,4 @@ def test_joining_a_study_of_another_model_is_refused(magika_workdir, vad_workdir
     assert code in (0, 1), err
     code, err = run_cli("search", vad_workdir, "--target", "0.87", "--out", tmp_path / "b", *storage)
     assert code == 2 and "another model" in err and "Traceback" not in err
+    assert "use another --study" in err, err  # a shared study: not another --out

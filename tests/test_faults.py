@@ -203,7 +203,8 @@ def test_a_refused_run_leaves_nothing_behind(magika_workdir, tmp_path, run_cli):
     finished = {p.name: p.read_bytes() for p in (tmp_path / "b").iterdir()}
     assert {"candidates.json", "ledger.journal", "quant_config.json", "result.json"} <= set(finished)
     code, err = run_cli("search", magika_workdir, "--target", "0.5", "--out", tmp_path / "b", "--resume", "--quiet")
-    one_line_error(code, err, "another target")
+    one_line_error(code, err, "another target", "pass --force to start over", "another --out")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "b").iterdir()} == finished  # byte for byte
     # --force with a held-out folder whose samples do not fit the model: refused before the old search is removed
     save_samples([{"bytes": np.zeros((1, 5), np.int32)}], tmp_path / "bad")
     code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", tmp_path / "b", "--force",
@@ -211,6 +212,8 @@ def test_a_refused_run_leaves_nothing_behind(magika_workdir, tmp_path, run_cli):
     one_line_error(code, err, "has shape [1, 5]")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "bad"]
     assert {p.name: p.read_bytes() for p in (tmp_path / "b").iterdir()} == finished  # byte for byte
+    code, err = run_cli("search", magika_workdir, "--target", "0.5", "--out", tmp_path / "b", "--force", "--quiet")
+    assert code == 0, err  # what the error said to do
 
 
 def test_force_never_replaces_files_no_search_wrote(magika_workdir, tmp_path, run_cli):

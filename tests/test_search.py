@@ -334,6 +334,29 @@ def test_resume_after_sigkill_matches_uninterrupted_search(phase, magika_workdir
     assert "lock" not in resumed.stderr, resumed.stderr
 
 
+def test_ctrl_c_exits_130_and_says_how_to_continue(magika_workdir, tmp_path):
+    out, args = tmp_path / "out", resume_args(magika_workdir)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autoprec.cli", *map(str, args), "--out", str(out)],
+        env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline and not ledger_strategies(out):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    stderr = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "interrupted; finished evaluations are kept: rerun with --resume to continue"
+    ), stderr
+    kept = ledger_rows(out)
+    assert kept, "the evaluations finished before Ctrl-C were not kept"
+
+    resumed = cli(*args, "--out", out, "--resume")  # what the message says to do
+    assert resumed.returncode == 0, resumed.stderr
+    assert ledger_rows(out)[: len(kept)] == kept
+
+
 # --- 5. an unreachable target -------------------------------------------------------------------
 
 

@@ -209,13 +209,21 @@ def _outputs_of(evaluator, name: str | None) -> list[str]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from autoprec.api import SearchSettings
+    from autoprec.api import SearchSettings, check_settings
     from autoprec.calibrate import calibrate
     from autoprec.cli.search_command import run_search_command
     from autoprec.demo import write_demo_data
+    from autoprec.demo.models import spec_of
     from autoprec.report import calibration_table
 
+    spec_of(args.name)  # an unknown name, a bad --target or --budget is refused before any work
     work = Path(args.out) / args.name
+    task = DEMO_TASK_METRICS.get(args.name)
+    settings = SearchSettings(
+        model=work / "model_output", target=DEMO_TARGETS[args.name] if args.target is None else args.target,
+        budget=args.budget, out=work / "autoprec_out", force=True, jobs=args.jobs, task_metric=task,
+    )  # fmt: skip
+    check_settings(settings)
     num_samples = DEMO_SAMPLES.get(args.name, 8) if args.num_samples is None else args.num_samples
     model, data = write_demo_data(args.name, work, num_samples, force=True)
     console.print(f"[bold]1/4[/] demo model and {num_samples} realistic samples -> {work}")
@@ -225,14 +233,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     console.print(f"[bold]2/4[/] calibrated -> {work / 'model_output'}")
     console.print("[bold]3/4[/] baselines")
     show_baselines(work / "model_output", jobs=args.jobs)
-    target = args.target or DEMO_TARGETS[args.name]
-    task = DEMO_TASK_METRICS.get(args.name)
     what = f"task metric {task.rpartition(':')[2]}" if task else "mean cosine on every output"
-    console.print(f"[bold]4/4[/] search: target {target} {what}, budget {args.budget}")
-    settings = SearchSettings(
-        model=work / "model_output", target=target, budget=args.budget, out=work / "autoprec_out", force=True,
-        jobs=args.jobs, task_metric=task,
-    )  # fmt: skip
+    console.print(f"[bold]4/4[/] search: target {settings.target} {what}, budget {args.budget}")
     return run_search_command(settings)
 
 

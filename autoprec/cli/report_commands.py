@@ -22,7 +22,7 @@ def add_report_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_report)
 
     debug = sub.add_parser("debug", parents=[common], help="HMCT's PTQ debug plots as PNG (into OUT/debug)")
-    kinds = debug.add_subparsers(dest="kind", required=True)
+    kinds = debug.add_subparsers(dest="kind", required=True, metavar="KIND", help="the plots to make")
     for name, help_text in (
         ("distribution", "float / int8 / int16 histograms of tensors with their clipping thresholds"),
         ("channels", "per-channel box plots of a tensor"),

@@ -103,7 +103,11 @@ class Ledger:
             expected = {**stored, **identity} if identity else {}  # a key on either side must match
             differs = [k for k in expected if stored.get(k) != identity.get(k)]
             if differs:
-                raise UserError(f"study '{study}' belongs to a search with another {differs[0]}; use another --study")
+                other = "--out" if exclusive else "--study"  # exclusive: the ledger of one --out folder
+                raise UserError(
+                    f"study '{study}' belongs to a search with another {differs[0]}; pass --force to start over "
+                    f"(its results are replaced) or use another {other}"
+                )
         self.exclusive = exclusive
         self._study_id = self.storage.get_study_id_from_name(study)
         if exclusive:

@@ -39,7 +39,10 @@ def load_saved(out: str | Path) -> SavedSearch:
     out = Path(out)
     path = out / "result.json"
     if not path.is_file():
-        raise UserError(f"{path}: no search results here; run `autoprec search --out {out}` first")
+        what = f"holds no search results (no {path.name})" if out.is_dir() else "no such folder"
+        raise UserError(
+            f"{out}: {what}; give the folder a search wrote (its --out), or run `autoprec search --out {out}`"
+        )
     try:
         result = read_json(path)
         candidates = read_json(out / "candidates.json")

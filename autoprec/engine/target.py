@@ -105,6 +105,17 @@ def build_target(
     return Target(tuple(targets))
 
 
+def check_threshold(
+    threshold: float, metric: str = "cosine-similarity", aggregate: str = "mean", task: bool = False
+) -> None:
+    """Refuse a threshold for every output that no output could meet (a task metric's share, if `task`),
+    before any model is loaded."""
+    if task:
+        _check(OutputTarget(TASK, TASK, float(threshold)))
+    else:
+        _check(OutputTarget("every output", get_metric(metric).name, float(threshold), aggregate))
+
+
 def _check(target: OutputTarget) -> None:
     if not math.isfinite(target.threshold):
         raise UserError(f"target {target.threshold} for {target.output} is not a finite number; give a real threshold")

@@ -1,0 +1,40 @@
+"""`--help` of every command fits an 80-column terminal, and every option says what it does."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+
+import pytest
+
+from autoprec.cli.parser import build_parser
+
+
+def commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """(argv prefix, parser) of the root and every (nested) subcommand."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from commands(sub, (*path, name))
+
+
+COMMANDS = dict(commands(build_parser()))
+
+
+@pytest.mark.parametrize("path", list(COMMANDS), ids=lambda path: " ".join(path) or "autoprec")
+def test_help_fits_80_columns(path, run_cli):
+    code, stderr = result = run_cli(*path, "--help")  # run_cli sets COLUMNS=80
+    assert code == 0, stderr
+    wide = [line for line in result.stdout.splitlines() if len(line) > 80]
+    assert not wide, "\n".join(wide)
+    assert "usage: autoprec" in result.stdout
+
+
+@pytest.mark.parametrize("path", list(COMMANDS), ids=lambda path: " ".join(path) or "autoprec")
+def test_every_option_has_help(path):
+    parser = COMMANDS[path]
+    missing = [a.option_strings or a.dest for a in parser._actions if a.help is None]
+    assert not missing, f"autoprec {' '.join(path)}: no help for {missing}"
