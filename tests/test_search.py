@@ -336,6 +336,7 @@ def test_resume_after_sigkill_matches_uninterrupted_search(phase, magika_workdir
 
 def test_ctrl_c_exits_130_and_says_how_to_continue(magika_workdir, tmp_path):
     out, args = tmp_path / "out", resume_args(magika_workdir)
+    args[args.index("--budget") + 1] = 200  # long enough to be still running when Ctrl-C comes, even under load
     proc = subprocess.Popen(
         [sys.executable, "-m", "autoprec.cli", *map(str, args), "--out", str(out)],
         env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -343,6 +344,7 @@ def test_ctrl_c_exits_130_and_says_how_to_continue(magika_workdir, tmp_path):
     deadline = time.monotonic() + 240
     while proc.poll() is None and time.monotonic() < deadline and not ledger_strategies(out):
         time.sleep(0.01)
+    assert proc.poll() is None, "the search ended before Ctrl-C"
     proc.send_signal(signal.SIGINT)
     stderr = proc.communicate(timeout=60)[1]
     assert proc.returncode == 130, stderr
