@@ -343,8 +343,10 @@ def test_ctrl_c_exits_130_and_says_how_to_continue(magika_workdir, tmp_path):
     )  # fmt: skip
     deadline = time.monotonic() + 240
     # a text scan for finished trials (optuna's op 6), fast enough to interrupt the search early even under load
-    while proc.poll() is None and time.monotonic() < deadline and (
-        not journal.exists() or journal.read_text(errors="replace").count('"op_code":6') < 2
+    while (
+        proc.poll() is None
+        and time.monotonic() < deadline
+        and (not journal.exists() or journal.read_text(errors="replace").count('"op_code":6') < 2)
     ):
         time.sleep(0.01)
     assert proc.poll() is None, "the search ended before Ctrl-C"
