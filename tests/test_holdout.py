@@ -318,6 +318,9 @@ def test_failure_within_the_noise_rules_out_without_tightening(vad_workdir, run_
     assert "by no more than the held-out noise: ruled out" in stderr and "tightening" not in stderr, stderr
     holdout = read_json(out / "result.json")["holdout"]
     assert holdout["failed"] == holdout["checked"] != [] and holdout["tightened_by"] == [] and holdout["margins"] == {}
+    # each ruled-out candidate is counted in the closing line, and only the first is told on its own line
+    assert len(holdout["failed"]) >= 2 and stderr.count("held-out check: candidate") == 1, stderr
+    assert f"{len(holdout['checked'])} checked, {len(holdout['failed'])} failed held out" in stderr, stderr
 
 
 def test_held_out_folder_beyond_the_calibrated_ranges_is_named(vad_workdir, run_cli, tmp_path):

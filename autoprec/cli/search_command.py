@@ -61,16 +61,28 @@ def run_search_command(settings: SearchSettings, quiet: bool = False, as_json: b
             sensitivity_task = progress.add_task("sensitivity pass (one run per unit)", total=total)
         progress.update(sensitivity_task, completed=done)
 
+    ruled_out = 0
+
     def on_holdout(candidate) -> None:
-        if not candidate.holds and not (quiet or as_json):
+        """Say each tightening of the working target; of the candidates only ruled out, say the first (the
+        closing line counts them all)."""
+        nonlocal ruled_out
+        if candidate.holds or quiet or as_json:
+            return
+        if candidate.tightened:
+            then = f"tightening the working target on {', '.join(candidate.tightened)}"
+        else:
+            ruled_out += 1
+            if ruled_out > 1:
+                return
             then = (
-                f"tightening the working target on {', '.join(candidate.tightened)}" if candidate.tightened
-                else "by no more than the held-out noise: ruled out, the working target stays"
-            )  # fmt: skip
-            progress.console.print(
-                f"held-out check: candidate {candidate.index} (cost {candidate.cost:.4f}) meets the target on the "
-                f"search samples but not on the held-out ones; {then}, searching on"
+                "by no more than the held-out noise: ruled out, the working target stays (further such "
+                "candidates are counted at the end)"
             )
+        progress.console.print(
+            f"held-out check: candidate {candidate.index} (cost {candidate.cost:.4f}) meets the target on the "
+            f"search samples but not on the held-out ones; {then}, searching on"
+        )
 
     with progress:
         result = search(
