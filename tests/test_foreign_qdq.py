@@ -120,8 +120,9 @@ def test_search_and_sensitivity_take_the_float_model(tiny, run_cli, tmp_path):
     code, err = run_cli("sensitivity", qdq, "--data", data, "--float-model", float_model, "--json",
                         "--out", tmp_path / "sens")  # fmt: skip
     assert code == 0, err
-    code, err = run_cli("baseline", qdq, "--data", data, "--float-model", tmp_path / "qdq.onnx")
-    assert code == 0  # a QDQ model as its own reference is allowed (same inputs/outputs), only scores change
+    shown = run_cli("baseline", qdq, "--data", data, "--float-model", tmp_path / "qdq.onnx")
+    assert shown[0] == 0  # a QDQ model as its own reference is allowed (same inputs/outputs), only scores change
+    assert "Baselines vs float on 3 samples" in shown.stdout, shown.stdout  # all given samples (data: 3 of them)
     x, z = (helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 16, 16]) for n in "xz")
     other = helper.make_graph([helper.make_node("Identity", ["x"], ["z"])], "g", [x], [z])
     onnx.save(helper.make_model(other), tmp_path / "other.onnx")
