@@ -69,7 +69,7 @@ def show_baselines(
     if as_json:
         print(dumps_json({name: scores.to_json() for name, scores in results.items()}, indent=2))
     else:
-        Console().print(baseline_table(evaluator.outputs, results, metric))
+        Console().print(baseline_table(evaluator.outputs, results, metric, evaluator.num_samples))
         console.print(f"{evaluator.model_runs} model runs in {evaluator.seconds:.1f} s, profile {profile}")
     return 0
 

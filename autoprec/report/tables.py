@@ -12,13 +12,12 @@ def _fmt(value: float) -> str:
     return f"{value:.6f}" if abs(value) < 1e4 else f"{value:.4g}"
 
 
-def baseline_table(outputs: list[str], results: dict[str, Scores], metric: str) -> Table:
+def baseline_table(outputs: list[str], results: dict[str, Scores], metric: str, num_samples: int) -> Table:
     """One row per output; each baseline cell shows mean cosine, min cosine (and `metric` if another), over the
-    samples the baselines were run on (all given ones: a search later scores its own part of them)."""
+    `num_samples` the baselines were run on (all given ones: a search later scores its own part of them)."""
     extra = get_metric(metric).name
-    counts = {len(v) for scores in results.values() for by_metric in scores.values.values() for v in by_metric.values()}
     table = Table(
-        title=f"Baselines vs float on {max(counts, default=0)} samples: mean cosine / min cosine"
+        title=f"Baselines vs float on {num_samples} samples: mean cosine / min cosine"
         + ("" if extra == "cosine-similarity" else f" / mean {extra}")
     )
     table.add_column("output", style="bold", overflow="fold")
