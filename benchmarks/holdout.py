@@ -26,7 +26,7 @@ from autoprec.cli.commands import DEMO_SAMPLES, DEMO_TARGETS, DEMO_TASK_METRICS
 from autoprec.data import save_samples
 from autoprec.demo import fetch_model, make_samples
 from autoprec.engine.margin import per_sample
-from autoprec.engine.target import Target
+from autoprec.engine.target import OutputTarget, Target
 from autoprec.evaluate import EvalSpec, Evaluator, Scores
 from benchmarks.shared import search_sharing_analyses
 
@@ -111,9 +111,14 @@ def run_model(
     return rows
 
 
+def _worst_output(goal: Target, scores: Scores) -> OutputTarget:
+    """The output farthest from its target."""
+    return max(goal.outputs, key=lambda t: t.gap(scores))
+
+
 def _worst(goal: Target, scores: Scores) -> float:
     """The value of the output farthest from its target (the lowest for higher-is-better metrics)."""
-    return max(goal.outputs, key=lambda t: t.gap(scores)).value(scores)
+    return _worst_output(goal, scores).value(scores)
 
 
 def _population(name: str, workdir: Path, work: Path, size: int):
@@ -128,7 +133,7 @@ def _population(name: str, workdir: Path, work: Path, size: int):
 
     def judge(goal: Target, assignment: dict[str, str]) -> dict:
         scores = evaluator.evaluate(assignment)
-        worst = max(goal.outputs, key=lambda t: t.gap(scores))
+        worst = _worst_output(goal, scores)
         values = per_sample(worst, scores)
         error = float(np.std(values, ddof=1) / np.sqrt(values.size))
         holds = goal.passes(scores)
