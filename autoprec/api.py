@@ -19,7 +19,7 @@ from autoprec.cores import parse_jobs
 from autoprec.engine.baselines import baseline_assignments
 from autoprec.engine.driver import SearchResult, load_strategies, run_search
 from autoprec.engine.holdout import HoldoutCheck, plan_holdout, resolve_holdout, searched_count
-from autoprec.engine.ledger import Ledger, default_storage, open_storage
+from autoprec.engine.ledger import Ledger, check_storage, default_storage, open_storage
 from autoprec.engine.margin import working_target
 from autoprec.engine.outputs import write_outputs
 from autoprec.engine.settings import SearchSettings
@@ -54,6 +54,8 @@ def resolve_workdir(path: str | Path, data: str | Path | None = None) -> tuple[P
 
 def check_settings(settings: SearchSettings) -> None:
     """Refuse settings that are wrong for any model, before anything is loaded or written."""
+    if settings.force and settings.resume:
+        raise UserError("--force replaces the earlier search and --resume continues it; pass only one of them")
     if settings.budget < 1:
         raise UserError(f"--budget must be at least 1 evaluation, got {settings.budget}")
     if settings.sensitivity_samples < 1:
@@ -101,6 +103,8 @@ def search(
     holdout = resolve_holdout(settings.holdout, evaluator)
     working = working_target(goal, settings.confidence, searched_count(holdout, evaluator.num_samples))
     out_dir = Path(settings.out)
+    if settings.storage:
+        check_storage(settings.storage)  # before --force clears anything
     with search_folder(out_dir, settings.resume, settings.force):
         split = plan_holdout(holdout, evaluator, goal,
                              baseline_assignments(evaluator.model, profile)["all-int8"], out_dir)  # fmt: skip
@@ -127,6 +131,12 @@ def search(
             HoldoutCheck(split, ledger) if split.evaluator is not None else None, on_holdout,
         )  # fmt: skip
         result = run_search(state, strategies)
+        if not result.candidates:
+            names = ",".join(s.name for s in strategies)
+            raise UserError(
+                f"the strategies {names} evaluated no candidate: they build on earlier candidates; "
+                f"start with the baselines (--strategies baselines,{names}) or --resume a search that has some"
+            )
         if result.winner is not None:
             result.exported = check_exported(state, result.winner)
         write_outputs(result, out_dir)

@@ -23,6 +23,8 @@ import json
 from collections import deque
 from pathlib import Path
 
+import numpy as np
+
 from autoprec.errors import UserError
 from autoprec.hardware import HardwareProfile
 from autoprec.ir import ASSIGNABLE, EC, FEATURE, CalibratedModel, CalibrationNode, base_qtype, parse_qtype
@@ -126,7 +128,7 @@ def from_quant_config(model: CalibratedModel, config: dict, profile: HardwarePro
         for key, qtype in spec.items():
             _check_qtype(qtype, f"node_config.{node}.{key}")
             if key == "qtype":
-                _set_node(model, profile, assignment, node, qtype)
+                _set_node(model, profile, assignment, node, qtype, explicit=True)
             elif key.startswith("input") and key[5:].isdigit():
                 cal = model.find_input_calibration(node, int(key[5:]))
                 if cal is None:
@@ -136,13 +138,31 @@ def from_quant_config(model: CalibratedModel, config: dict, profile: HardwarePro
                 raise UserError(f"node_config.{node}: unknown key '{key}'; use qtype or input<N>")
     for node, inputs in config.get("threshold_config", {}).items():
         for key, spec in inputs.items():
-            where = f"threshold_config.{node}.{key}"
-            cal = model.find_input_calibration(node, int(key[5:])) if key[5:].isdigit() else None
-            if cal is None or spec.get("method") not in cal.alternatives:
-                raise UserError(f"{where}: no calibration input with a '{spec.get('method')}' range there")
+            cal = _threshold_input(model, node, key, spec)
             if base_qtype(assignment[cal.name]) == "int8":
                 assignment[cal.name] = f"int8@{spec['method']}"
     return assignment
+
+
+def _threshold_input(model: CalibratedModel, node: str, key: str, spec: dict) -> CalibrationNode:
+    """The calibration input a threshold_config entry names; its min/max, if given, must be the range its method
+    found (autoprec reads a range by method: a hand-edited min/max would be ignored, so it is refused)."""
+    where = f"threshold_config.{node}.{key}"
+    cal = model.find_input_calibration(node, int(key[5:])) if key[5:].isdigit() else None
+    if cal is None:
+        raise UserError(f"{where}: that node has no such calibrated input; see `autoprec sensitivity` for names")
+    if spec["method"] not in cal.alternatives:
+        raise UserError(
+            f"{where}: this calibrated model has no '{spec['method']}' range there; "
+            "evaluate the config on the calibrated model its search ran on"
+        )
+    low, high = cal.alternatives[spec["method"]]
+    if not np.allclose([spec.get("min", low), spec.get("max", high)], [low, high], rtol=1e-6, atol=0.0):
+        raise UserError(
+            f"{where}: min/max must be the '{spec['method']}' range ({float(low):.8g}, {float(high):.8g}); "
+            "autoprec reads ranges by method, so drop min/max or give those"
+        )
+    return cal
 
 
 def _check_types(config: dict) -> None:
@@ -153,6 +173,18 @@ def _check_types(config: dict) -> None:
     for node, spec in config.get("node_config", {}).items():
         if not isinstance(spec, dict):
             raise UserError(f'node_config.{node} must be an object like {{"qtype": "int16"}}, not {spec!r}')
+    if not isinstance(config.get("threshold_config", {}), dict):
+        raise UserError("quant_config threshold_config must be an object ({...}) of node -> inputN -> range")
+    for node, inputs in config.get("threshold_config", {}).items():
+        for key, spec in inputs.items() if isinstance(inputs, dict) else [("", inputs)]:
+            if not (isinstance(spec, dict) and isinstance(spec.get("method"), str)) or any(
+                isinstance(spec.get(k, 0.0), bool) or not isinstance(spec.get(k, 0.0), int | float)
+                for k in ("min", "max")
+            ):
+                raise UserError(
+                    f'threshold_config.{node}.{key} must be an object like {{"method": "kl", "min": -1.5, "max": 2.25}}'
+                    f", not {spec!r}"
+                )
     for name, spec in config.get("subgraph_config", {}).items():
         if not isinstance(spec, dict):
             raise UserError(f"subgraph_config.{name} must be an object with inputs, outputs and qtype")
@@ -174,10 +206,17 @@ def qtype_targets(model: CalibratedModel, profile: HardwareProfile, node: str, q
     return [c for c in features if qtype in profile.allowed(model, c)]
 
 
-def _set_node(model: CalibratedModel, profile: HardwareProfile, assignment: dict, node: str, qtype: str) -> None:
+def _set_node(
+    model: CalibratedModel, profile: HardwareProfile, assignment: dict, node: str, qtype: str, explicit: bool = False
+) -> None:
+    """Set the feature inputs of `node` that `qtype` applies to; `explicit` (node_config names the node): a node
+    with feature inputs none of which the profile allows `qtype` on is refused, not skipped."""
     chosen = qtype_targets(model, profile, node, qtype)
     if qtype == EC and not chosen:
         raise UserError(f"node_config.{node}: no input of this node takes error compensation under '{profile.name}'")
+    features = [c for c in model.input_calibrations(node) if c.tensor_type == FEATURE]
+    if explicit and features and not chosen:
+        raise UserError(f"node_config.{node}: profile '{profile.name}' allows {qtype} on none of its inputs")
     for cal in chosen:
         assignment[cal.name] = qtype
 

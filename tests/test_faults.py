@@ -216,6 +216,37 @@ def test_a_refused_run_leaves_nothing_behind(magika_workdir, tmp_path, run_cli):
     assert code == 0, err  # what the error said to do
 
 
+def test_force_keeps_the_earlier_search_until_the_new_one_has_evaluated(magika_workdir, tmp_path, run_cli):
+    """--force moves the earlier search aside, not away: a run that stops before its first evaluation (a bad
+    --storage, a task metric that raises, a kill) leaves it as it was; one that evaluates replaces it."""
+    out = tmp_path / "out"
+    code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", out, "--budget", "3", "--quiet")
+    assert code in (0, 1), err
+    finished = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", out, "--force", "--quiet",
+                        "--storage", tmp_path / "no-such-folder" / "x.journal")  # fmt: skip
+    one_line_error(code, err, "no-such-folder does not exist", "--storage")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == finished
+    (tmp_path / "metric.py").write_text("def score(floats, quantized):\n    raise ValueError('boom')\n")
+    code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", out, "--force", "--quiet",
+                        "--task-metric", f"{tmp_path / 'metric.py'}:score")  # fmt: skip
+    one_line_error(code, err, "--task-metric raised ValueError: boom")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == finished
+    # a --force run killed before its first evaluation left the earlier search aside: the next run restores it
+    aside = out / ".autoprec-replaced"
+    aside.mkdir()
+    for name in finished:
+        (out / name).rename(aside / name)
+    (out / "ledger.journal").write_bytes(b"")
+    code, err = run_cli("search", magika_workdir, "--target", "0.5", "--out", out, "--resume", "--quiet")
+    one_line_error(code, err, "another target")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == finished
+    code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", out, "--force", "--budget", "4",
+                        "--quiet")  # fmt: skip
+    assert code in (0, 1), err
+    assert len(records(out / "ledger.journal")) == 4 and not aside.exists()
+
+
 def test_force_never_replaces_files_no_search_wrote(magika_workdir, tmp_path, run_cli):
     """A folder holding the user's own report.html (no ledger, no result.json) is not an earlier search: refused,
     with or without --force, and left as it was."""
@@ -227,6 +258,15 @@ def test_force_never_replaces_files_no_search_wrote(magika_workdir, tmp_path, ru
         code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", mine, "--quiet", *force)
         one_line_error(code, err, "report.html that no autoprec search wrote")
         assert {p.name: p.read_text() for p in mine.iterdir()} == {"report.html": "my report", "notes.txt": "mine"}
+    (mine / "report.html").unlink()
+    (mine / "ledger.journal").write_text("my ledger, not Optuna's\n")  # a file of that name is not one either
+    for force in ((), ("--force",)):
+        code, err = run_cli("search", magika_workdir, "--target", TARGET, "--out", mine, "--quiet", *force)
+        one_line_error(code, err, "is not a ledger autoprec wrote")
+        assert {p.name: p.read_text() for p in mine.iterdir()} == {
+            "ledger.journal": "my ledger, not Optuna's\n",
+            "notes.txt": "mine",
+        }
 
 
 @contextmanager

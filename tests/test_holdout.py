@@ -99,7 +99,7 @@ def test_winner_failing_held_out_is_not_reported_as_meeting_the_target(vad_workd
     code, stderr = proc
     assert code == 1, stderr
     said = " ".join(stderr.split())  # rich wraps long lines
-    assert "held-out check: candidate" in said and "tightening the working target on hn, speech_probs," in said
+    assert "held-out check: evaluation #" in said and "tightening the working target on hn, speech_probs," in said
     result, candidates = read_json(out / "result.json"), read_json(out / "candidates.json")
     assert result["meets_target"] is False
     checked = [c for c in candidates if c["holds"] is not None]
@@ -319,7 +319,7 @@ def test_failure_within_the_noise_rules_out_without_tightening(vad_workdir, run_
     holdout = read_json(out / "result.json")["holdout"]
     assert holdout["failed"] == holdout["checked"] != [] and holdout["tightened_by"] == [] and holdout["margins"] == {}
     # each ruled-out candidate is counted in the closing line, and only the first is told on its own line
-    assert len(holdout["failed"]) >= 2 and stderr.count("held-out check: candidate") == 1, stderr
+    assert len(holdout["failed"]) >= 2 and stderr.count("held-out check: evaluation #") == 1, stderr
     assert f"{len(holdout['checked'])} checked, {len(holdout['failed'])} failed held out" in stderr, stderr
 
 

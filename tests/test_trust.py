@@ -323,6 +323,54 @@ def case_npz_member_header_too_large(root, toy):
     return _calibrate(model, root / "data.npz", root), r"member x\.npy: corrupt \.npy data \(its header declares", 2
 
 
+def case_targets_file_unknown_key(root, toy):
+    targets = _write(root, "t.json", '{"a": {"treshold": 0.5}}')  # a typo must not leave "a" at the default
+    return ["search", toy, "--targets", targets, "--out", root / "out"], r"output 'a': unknown key 'treshold'", 2
+
+
+def case_target_sqnr_past_its_ceiling(root, toy):
+    argv = ["search", toy, "--metric", "sqnr", "--target", "500", "--out", root / "out"]
+    return argv, r"target 500 dB for every output is impossible: sqnr is at most 200 dB", 2
+
+
+def case_force_with_resume(root, toy):
+    return ["search", toy, "--force", "--resume", "--out", root / "out"], r"pass only one of them", 2
+
+
+def case_pipeline_that_evaluates_nothing(root, toy):
+    argv = ["search", toy, "--strategies", "prune", "--out", root / "out"]
+    return argv, r"the strategies prune evaluated no candidate: .*--strategies baselines,prune", 2
+
+
+def case_config_threshold_config_list(root, toy):
+    config = _write(root, "qc.json", json.dumps({"threshold_config": [1]}))
+    return ["evaluate", toy, "--config", config], r"threshold_config must be an object", 2
+
+
+def case_config_threshold_entry_string(root, toy):
+    config = _write(root, "qc.json", json.dumps({"threshold_config": {"conv_a": {"input0": "kl"}}}))
+    return ["evaluate", toy, "--config", config], r"threshold_config\.conv_a\.input0 must be an object like", 2
+
+
+def case_config_threshold_range_edited(root, toy):
+    """A hand-edited min/max would be ignored (ranges are read by method): refused, naming the method's range."""
+    model = CalibratedModel.load(toy / "calibrated_model.onnx")
+    cal = next(c for c in model.calibration.values() if c.alternatives and c.consumers[0][0] == "conv_b")
+    method, (low, high) = next(iter(cal.alternatives.items()))
+    index = cal.consumers[0][1]
+    entry = {"conv_b": {f"input{index}": {"method": method, "min": float(low), "max": float(high) / 2}}}
+    config = _write(root, "qc.json", json.dumps({"threshold_config": entry}))
+    return ["evaluate", toy, "--config", config], rf"min/max must be the '{re.escape(method)}' range", 2
+
+
+def case_config_qtype_the_profile_forbids(root, toy):
+    chip = {"name": "chip", "forced_int8": {}, "qtypes": ["int8", "int16", "float32"]}  # no float16
+    profile = _write(root, "chip.json", json.dumps(chip))
+    config = _write(root, "qc.json", json.dumps({"node_config": {"conv_b": {"qtype": "float16"}}}))
+    argv = ["evaluate", toy, "--config", config, "--profile", profile]
+    return argv, r"node_config\.conv_b: profile 'chip' allows float16 on none of its inputs", 2
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 

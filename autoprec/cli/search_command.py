@@ -39,7 +39,7 @@ def run_search_command(settings: SearchSettings, quiet: bool = False, as_json: b
     """Run a search with progress on stderr, print the tables; exit code 0 if the target is met, else 1."""
     progress = Progress(
         TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-        TimeElapsedColumn(), console=console, disable=quiet or as_json, transient=True,
+        TimeElapsedColumn(), console=console, disable=quiet or as_json or not console.is_terminal, transient=True,
     )  # fmt: skip
     task = progress.add_task("starting", total=settings.budget)
     best: list[float] = []
@@ -80,7 +80,7 @@ def run_search_command(settings: SearchSettings, quiet: bool = False, as_json: b
                 "candidates are counted at the end)"
             )
         progress.console.print(
-            f"held-out check: candidate {candidate.index} (cost {candidate.cost:.4f}) meets the target on the "
+            f"held-out check: evaluation #{candidate.index} (cost {candidate.cost:.4f}) meets the target on the "
             f"search samples but not on the held-out ones; {then}, searching on"
         )
 

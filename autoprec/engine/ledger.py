@@ -11,6 +11,7 @@ so a killed search loses nothing.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -41,6 +42,18 @@ class Record:
     strategy: str
     changes: dict[str, str]
     scores: dict
+
+
+def check_storage(url: str) -> None:
+    """Refuse a storage that cannot be opened, creating nothing: a journal file's folder must be a writable
+    folder; a database must answer (its tables may be created: the URL names the user's own database)."""
+    if not url.endswith(".journal"):
+        open_storage(url)
+        return
+    folder = Path(url).absolute().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        why = "is not a writable folder" if folder.exists() else "does not exist"
+        raise UserError(f"cannot open the journal storage {url} ({folder} {why}); choose a writable path for --storage")
 
 
 def open_storage(url: str, attempts: int = 3) -> optuna.storages.BaseStorage:

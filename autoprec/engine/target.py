@@ -10,7 +10,7 @@ from pathlib import Path
 
 from autoprec.errors import UserError
 from autoprec.evaluate import Scores
-from autoprec.evaluate.metrics import get_metric
+from autoprec.evaluate.metrics import SQNR_CEILING_DB, get_metric
 from autoprec.evaluate.task import TASK
 
 AGGREGATES = ("mean", "min")
@@ -123,6 +123,11 @@ def _check(target: OutputTarget) -> None:
         raise UserError(f"unknown aggregate '{target.aggregate}'; use mean or min")
     if target.metric == "cosine-similarity" and not 0.0 < target.threshold <= 1.0:
         raise UserError(f"target {target.threshold:.12g} for {target.output} is impossible: cosine lies in (0, 1]")
+    if target.metric == "sqnr" and target.threshold > SQNR_CEILING_DB:
+        raise UserError(
+            f"target {target.threshold:.12g} dB for {target.output} is impossible: sqnr is at most "
+            f"{SQNR_CEILING_DB:g} dB (float's own output)"
+        )
     if target.metric == TASK and target.threshold <= 0:
         raise UserError(f"task target {target.threshold:.12g} is impossible: it is a share of the float score, > 0")
     if not get_metric(target.metric).higher_is_better and target.threshold < 0:
@@ -147,6 +152,9 @@ def _spec(output: str, spec: object, path: str | None) -> dict:
     """One output's entry of a targets file, checked: a number, or {threshold, metric, aggregate}."""
     spec = spec if isinstance(spec, dict) else {"threshold": spec}
     where = f"{path}: output '{output}'"
+    unknown = sorted(set(spec) - {"threshold", "metric", "aggregate"})
+    if unknown:
+        raise UserError(f"{where}: unknown key '{unknown[0]}'; use threshold, metric or aggregate")
     threshold = spec.get("threshold", 0.0)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float):
         raise UserError(f"{where}: threshold {threshold!r} is not a number; write it without quotes")

@@ -1,5 +1,7 @@
 """The output folder of a search: locked for one process, cleared of autoprec's own files only on `--force`,
-and left as it was found when a run stops before its first evaluation (refused, crashed, or out of disk)."""
+and left as it was found when a run stops before its first evaluation (refused, crashed, or out of disk): what
+`--force` replaces is moved aside into `.autoprec-replaced/` until the new search has evaluated something, and
+moved back otherwise (by the next run, if this one was killed)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from autoprec.engine.journal import holds_evaluations
+from autoprec.engine.journal import holds_evaluations, intact_length
 from autoprec.engine.lock import OutputLock
 from autoprec.engine.outputs import OUTPUT_FILES
 from autoprec.errors import UserError
@@ -15,6 +17,7 @@ from autoprec.model_io import writing
 
 LEDGER = "ledger.journal"
 CACHES = ("sensitivity-*.json", ".*.tmp")  # sensitivity caches of earlier searches; temp files of killed writes
+REPLACED = ".autoprec-replaced"  # what --force replaces, kept until the new search has evaluated something
 
 
 @contextmanager
@@ -27,16 +30,20 @@ def search_folder(out_dir: Path, resume: bool, force: bool) -> Iterator[None]:
         out_dir.mkdir(parents=True, exist_ok=True)
     try:
         with writing(out_dir), OutputLock(out_dir):
+            _settle_replaced(out_dir, keep_new=holds_evaluations(out_dir / LEDGER))  # left by a killed run
             before = set(out_dir.iterdir())
             _prepare(out_dir, resume, force)
             try:
                 yield
             except BaseException:
-                if not holds_evaluations(out_dir / LEDGER):
+                evaluated = holds_evaluations(out_dir / LEDGER)
+                if not evaluated:
                     for path in set(out_dir.iterdir()) - before:
                         if path.is_file():
                             path.unlink()
+                _settle_replaced(out_dir, keep_new=evaluated)
                 raise
+            _settle_replaced(out_dir, keep_new=True)
     finally:
         for folder in created:  # innermost first; only if empty
             if folder.is_dir() and not any(folder.iterdir()):
@@ -48,10 +55,34 @@ def _prepare(out_dir: Path, resume: bool, force: bool) -> None:
     clashing = [name for name in OUTPUT_FILES if (out_dir / name).exists()]
     if clashing and not (ledger.exists() or (out_dir / "result.json").exists()):  # not an autoprec search's files
         raise UserError(f"{out_dir} holds a {clashing[0]} that no autoprec search wrote; choose another --out folder")
+    if ledger.exists() and not _is_journal(ledger):
+        raise UserError(f"{ledger} is not a ledger autoprec wrote; move it away or choose another --out folder")
     if force:
+        replaced = out_dir / REPLACED
+        replaced.mkdir()
         for path in [out_dir / name for name in OUTPUT_FILES] + [p for g in CACHES for p in out_dir.glob(g)]:
-            path.unlink(missing_ok=True)
+            if path.exists():
+                path.rename(replaced / path.name)
     elif not resume and ledger.exists() and not holds_evaluations(ledger):
         ledger.unlink()  # left by a run that stopped before its first evaluation: nothing to resume
     if not (resume or force) and any((out_dir / name).exists() for name in OUTPUT_FILES):
         raise UserError(f"{out_dir} holds an earlier search; pass --resume to continue it or --force to replace it")
+
+
+def _is_journal(path: Path) -> bool:
+    """True for an Optuna journal: empty, with intact operation lines, or torn on its first line."""
+    data = path.read_bytes()
+    return not data.strip() or intact_length(data)[0] > 0 or data.startswith(b"{")
+
+
+def _settle_replaced(out_dir: Path, keep_new: bool) -> None:
+    """Drop what `--force` moved aside (`keep_new`: the new search stands), or move it back over the new files."""
+    replaced = out_dir / REPLACED
+    if not replaced.is_dir():
+        return
+    for path in replaced.iterdir():
+        if keep_new:
+            path.unlink()
+        else:
+            path.replace(out_dir / path.name)
+    replaced.rmdir()

@@ -18,7 +18,8 @@ def strategy_colors(summaries: list[dict]) -> dict[str, str]:
 
 
 def hover_text(c: dict, margin: float) -> str:
-    lines = [f"#{c['index']} {c['strategy']}: cost {c['cost']:.4f}, {c['entries']} entries, worst margin {margin:+.5f}"]
+    lines = [f"evaluation #{c['index']} {c['strategy']}: cost {c['cost']:.4f}, {c['entries']} entries"]
+    lines[0] += f", worst margin {margin:+.5f}"
     lines += ["failed the held-out check"] if failed_holdout(c) else []
     lines += [f"{o}: {info['value']:.6f} ({info['target']})" for o, info in c["outputs"].items()]
     return "\n".join(lines)

@@ -104,7 +104,7 @@ def _pareto(saved: SavedSearch) -> str:
         f"<td>{worst_margin(c, saved.target):+.5f}</td><td>{_held_out(c)}</td></tr>"
         for c in pareto_front(saved.candidates, saved.target)
     )
-    head = "<tr><th>candidate</th><th>cost</th><th>entries</th><th>worst margin</th><th>held out</th></tr>"
+    head = "<tr><th>evaluation</th><th>cost</th><th>entries</th><th>worst margin</th><th>held out</th></tr>"
     table = f"<table>{head}{rows}</table>"
     return _section("Pareto front: cost vs the worst output's margin", _figure(svg, "pareto") + table, "pareto")
 
