@@ -42,7 +42,7 @@ def test_search_writes_a_self_contained_report(vad_search):
         assert f"data-plot='{plot}'><svg" in page, plot
     assert "<script" not in page and not re.search(r"(src|href)=[\"']https?:", page)  # offline, no CDN
     for c in saved.candidates:  # hovering any point shows its strategy, entries and per-output scores
-        assert f"<title>#{c['index']} {c['strategy']}: cost {c['cost']:.4f}, {c['entries']} entries" in page
+        assert f"<title>evaluation #{c['index']} {c['strategy']}: cost {c['cost']:.4f}, {c['entries']} entries" in page
     winner = saved.result["winner"]
     assert f"Winner #{winner['index']} from {winner['strategy']} meets the target" in page
     for t in saved.target.outputs:
@@ -120,7 +120,9 @@ def test_a_candidate_that_failed_the_held_out_check_is_no_choice(vad_search, tmp
     assert cheaper["index"] not in [c["index"] for c in pareto_front(saved.candidates, saved.target)]
     page = write_report(out).read_text()
     assert "1 cheaper candidates (from cost" in page and "failed the held-out check: not choices." in page
-    assert re.search(rf"<title>#{cheaper['index']} [^<\n]*\nfailed the held-out check\n", page)  # its hover text
+    assert re.search(
+        rf"<title>evaluation #{cheaper['index']} [^<\n]*\nfailed the held-out check\n", page
+    )  # its hover text
     assert f"<td>#{winner['index']} {winner['strategy']}</td>" in page and "<td>holds</td>" in page
     code, err = run_cli("candidates", "--out", out, "--pareto")
     assert code == 0, err

@@ -21,6 +21,7 @@ import onnx
 import pytest
 from conftest import cli_env
 from onnx import TensorProto, helper, numpy_helper
+from rich.console import Console
 from test_bad_input import snapshot
 
 from autoprec import api
@@ -36,6 +37,7 @@ from autoprec.evaluate.exported import score_exported
 from autoprec.evaluate.metrics import METRICS
 from autoprec.hardware import HardwareProfile, get_profile
 from autoprec.ir import FEATURE, WEIGHT, CalibratedModel, CalibrationNode
+from autoprec.report import scores_table
 
 RNG = np.random.default_rng(0)
 
@@ -565,3 +567,12 @@ def test_a_profile_is_identified_by_what_it_forces():
     assert HardwareProfile("a", forced).identity == HardwareProfile("b", forced).identity
     assert HardwareProfile("a", forced).identity != HardwareProfile("a", forced | {("Resize", 0)}).identity
     assert get_profile("generic").identity != get_profile("hmct").identity
+
+
+def test_a_value_short_of_its_target_by_less_than_the_sixth_decimal_shows_the_miss():
+    """0.99999999 against 0.9999999999 would print as 1.000000 next to "no": the table gives its digits."""
+    gap = 0.9999999999 - 0.99999999
+    console = Console(record=True, width=120)
+    console.print(scores_table("t", {"hn": {"value": 0.99999999, "gap": gap, "target": "cosine >= 0.9999999999"}}))
+    text = console.export_text()
+    assert "0.99999999 " in text and "1.000000" not in text, text

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -71,6 +72,8 @@ def run_search_command(settings: SearchSettings, quiet: bool = False, as_json: b
             return
         if candidate.tightened:
             then = f"tightening the working target on {', '.join(candidate.tightened)}"
+        elif not all(np.isfinite(v).all() for m in candidate.holdout.values.values() for v in m.values()):
+            then = "its scores there are not finite (a NaN or Inf output or task score): ruled out"
         else:
             ruled_out += 1
             if ruled_out > 1:

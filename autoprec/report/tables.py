@@ -8,7 +8,11 @@ from autoprec.evaluate import Scores
 from autoprec.evaluate.metrics import get_metric
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float, gap: float = 0.0) -> str:
+    """Six decimals; 12 significant digits for a value short of its target by less than the sixth (`gap`), which
+    would otherwise print as the target itself next to a "no"."""
+    if 0 < gap < 1e-6:
+        return f"{value:.12g}"
     return f"{value:.6f}" if abs(value) < 1e4 else f"{value:.4g}"
 
 
@@ -93,11 +97,11 @@ def scores_table(title: str, outputs: dict[str, dict]) -> Table:
         table.add_column(name, overflow="fold")
     for out, info in outputs.items():
         meets = info["gap"] <= 0 and (not bounded or info["bound_gap"] <= 0)
-        cells = [out, _fmt(info["value"])] + ([_fmt(info["bound"])] if bounded else [])
+        cells = [out, _fmt(info["value"], info["gap"])] + ([_fmt(info["bound"], info["bound_gap"])] if bounded else [])
         cells += ([] if target else [info["target"]]) + [_yes(meets)]
         if held:
             check = info.get("holdout")
-            cells += [_fmt(check["value"]), _yes(check["gap"] <= 0)] if check else ["-", "-"]
+            cells += [_fmt(check["value"], check["gap"]), _yes(check["gap"] <= 0)] if check else ["-", "-"]
         table.add_row(*cells)
     return table
 
