@@ -10,6 +10,7 @@ from autoprec.data import save_samples
 from autoprec.demo.inputs import make_samples
 from autoprec.demo.models import MODEL_NAMES, cache_dir, fetch_model, spec_of
 from autoprec.errors import UserError
+from autoprec.model_io import output_folder, writing
 
 __all__ = ["MODEL_NAMES", "cache_dir", "fetch_model", "make_samples", "write_demo_data"]
 
@@ -29,13 +30,14 @@ def write_demo_data(
         for existing in (model_path, data_dir):
             if existing.exists():
                 raise UserError(f"{existing} already exists; remove it or use --force to overwrite")
-    samples = make_samples(name, num_samples)
-    source = fetch_model(name)
-    if data_dir.is_dir():
-        shutil.rmtree(data_dir)
-    elif data_dir.exists():
-        data_dir.unlink()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, model_path)
-    save_samples(samples, data_dir)  # one input-name -> folder mapping (percent-encoded), as calibrate writes it
+    with output_folder(out_dir):
+        samples = make_samples(name, num_samples)
+        source = fetch_model(name)
+        with writing(out_dir):
+            if data_dir.is_dir():
+                shutil.rmtree(data_dir)
+            elif data_dir.exists():
+                data_dir.unlink()
+            shutil.copyfile(source, model_path)
+            save_samples(samples, data_dir)  # one input-name -> folder mapping (percent-encoded), as calibrate writes
     return model_path, data_dir
