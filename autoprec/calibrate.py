@@ -28,7 +28,7 @@ from onnx import numpy_helper, version_converter
 from autoprec.calibration.auto import Trial, best, score_schemes, start_label
 from autoprec.calibration.methods import ABSURD_RANGE, METHODS, PERCENTILES, SCHEMES, collect, label, parse_label
 from autoprec.calibration.unsigned import make_unsigned
-from autoprec.data import Sample, load_samples, model_inputs, save_samples
+from autoprec.data import Sample, foreign_entries, load_samples, model_inputs, save_samples
 from autoprec.errors import UserError
 from autoprec.evaluate.runs import run_sample
 from autoprec.hardware import HardwareProfile, get_profile
@@ -269,9 +269,7 @@ def _check_replaceable(out_dir: Path, force: bool) -> None:
     if not force:
         raise UserError(f"{out_dir} exists; pass --force to replace it, or choose another -o folder")
     foreign = [p.name for p in entries if p.name not in OUTPUT_ENTRIES and not p.name.startswith(".autoprec-")]
-    data = out_dir / "calibration_data"
-    if data.is_dir():
-        foreign += [str(p.relative_to(out_dir)) for p in data.rglob("*") if p.is_file() and p.suffix != ".npy"]
+    foreign += [str(p.relative_to(out_dir)) for p in foreign_entries(out_dir / "calibration_data")]
     if foreign:
         raise UserError(
             f"{out_dir} holds files autoprec did not write ({', '.join(sorted(foreign)[:3])}); "

@@ -334,6 +334,14 @@ def case_demo_out_under_file(root, request):
     return ["demo", "vad", "-o", a_file(root) / "x"], r"cannot create \S*afile/x/vad: \S*afile is a file"
 
 
+def case_demo_data_force_keeps_user_files(root, request):
+    (root / "vad.onnx").write_text("my model")
+    (root / "calibration_data" / "input").mkdir(parents=True)
+    (root / "calibration_data" / "mynote.txt").write_text("keep me")
+    args = ["demo-data", "vad", "--num-samples", "2", "-o", root, "--force"]
+    return args, r"calibration_data holds files autoprec did not write \(calibration_data/mynote\.txt\)"
+
+
 CASES: dict[str, Callable] = {
     "not-a-file": case_model_missing,
     "folder-as-model": case_model_is_folder,
@@ -373,6 +381,7 @@ CASES: dict[str, Callable] = {
     "export-out-is-folder": case_export_out_is_folder,
     "debug-out-is-file": case_debug_out_is_file,
     "demo-out-under-file": case_demo_out_under_file,
+    "demo-data-force-keeps-user-files": case_demo_data_force_keeps_user_files,
 }
 
 
