@@ -188,7 +188,12 @@ def read_json(path: str | os.PathLike) -> object:
 
 def save_json(data: object, path: str | os.PathLike) -> None:
     """Write strict JSON atomically (a temp file renamed into place)."""
-    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(dumps_json(data, indent=2)))
+    save_text(dumps_json(data, indent=2), path)
+
+
+def save_text(text: str, path: str | os.PathLike) -> None:
+    """Write UTF-8 text atomically (a temp file renamed into place)."""
+    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def read_cache(path: str | os.PathLike, key: str | None = None) -> dict | None:
