@@ -28,12 +28,12 @@ from onnx import numpy_helper, version_converter
 from autoprec.calibration.auto import Trial, best, score_schemes, start_label
 from autoprec.calibration.methods import ABSURD_RANGE, METHODS, PERCENTILES, SCHEMES, collect, label, parse_label
 from autoprec.calibration.unsigned import make_unsigned
-from autoprec.data import Sample, load_samples, model_inputs, save_samples
+from autoprec.data import Sample, foreign_entries, load_samples, model_inputs, save_samples
 from autoprec.errors import UserError
 from autoprec.evaluate.runs import run_sample
 from autoprec.hardware import HardwareProfile, get_profile
 from autoprec.ir import FEATURE, WEIGHT, CalibratedModel, CalibrationNode, calibration_name, name_nodes
-from autoprec.model_io import load_model, save_json, writing
+from autoprec.model_io import load_model, output_folder, save_json, writing
 
 TARGET_OPSET = 21
 ALL = None  # every input of the op is a feature input
@@ -82,6 +82,17 @@ def calibrate(
     labels, schemes = _plan(settings, profile)
     out_dir = Path(out_dir)
     _check_replaceable(out_dir, force)
+    with output_folder(out_dir):  # made up front: a file or a file system in the way is refused before any work
+        calibrated, samples = _calibrate(model_path, data_path, settings, profile, labels, schemes, num_samples)
+        _write_output(calibrated, samples, out_dir, calibrated.settings)
+    return calibrated
+
+
+def _calibrate(
+    model_path: str | Path, data_path: str | Path, settings: CalibrationSettings, profile: HardwareProfile,
+    labels: list[str], schemes: list[str], num_samples: int | None,
+) -> tuple[CalibratedModel, list[Sample]]:  # fmt: skip
+    """The calibrated model of `calibrate` (its settings record how) and the samples it was calibrated on."""
     float_model = load_model(model_path)
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in float_model.graph.node):
         raise UserError(
@@ -127,8 +138,7 @@ def calibrate(
         "kept_float": kept_float,
         "unsigned": profile.unsigned and not settings.asymmetric,
     }
-    _write_output(calibrated, samples, out_dir, calibrated.settings)
-    return calibrated
+    return calibrated, samples
 
 
 def _plan(settings: CalibrationSettings, profile: HardwareProfile) -> tuple[list[str], list[str]]:
@@ -259,9 +269,7 @@ def _check_replaceable(out_dir: Path, force: bool) -> None:
     if not force:
         raise UserError(f"{out_dir} exists; pass --force to replace it, or choose another -o folder")
     foreign = [p.name for p in entries if p.name not in OUTPUT_ENTRIES and not p.name.startswith(".autoprec-")]
-    data = out_dir / "calibration_data"
-    if data.is_dir():
-        foreign += [str(p.relative_to(out_dir)) for p in data.rglob("*") if p.is_file() and p.suffix != ".npy"]
+    foreign += [str(p.relative_to(out_dir)) for p in foreign_entries(out_dir / "calibration_data")]
     if foreign:
         raise UserError(
             f"{out_dir} holds files autoprec did not write ({', '.join(sorted(foreign)[:3])}); "
@@ -272,9 +280,7 @@ def _check_replaceable(out_dir: Path, force: bool) -> None:
 def _write_output(model: CalibratedModel, samples: list[Sample], out_dir: Path, record: dict) -> None:
     """Write everything into a staging folder inside `out_dir`, then move each entry into place (replacing only
     autoprec's own entries); a failure leaves `out_dir` as it was."""
-    created = [p for p in (out_dir, *out_dir.parents) if not p.exists()]
     with writing(out_dir):
-        out_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".autoprec-", dir=out_dir))
     try:
         with writing(out_dir):
@@ -298,6 +304,3 @@ def _write_output(model: CalibratedModel, samples: list[Sample], out_dir: Path, 
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        for folder in created:
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()

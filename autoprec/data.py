@@ -77,6 +77,16 @@ def save_samples(samples: list[Sample], folder: str | os.PathLike) -> None:
             np.save(target / f"{i}.npy", array, allow_pickle=False)
 
 
+def foreign_entries(folder: Path) -> list[Path]:
+    """What in `folder` `save_samples` did not write (anything but real folders and .npy files; `folder` itself when
+    it is not a real folder): what replacing `folder` would destroy of the user's."""
+    if not os.path.lexists(folder):
+        return []
+    if folder.is_symlink() or not folder.is_dir():
+        return [folder]
+    return [p for p in folder.rglob("*") if p.is_symlink() or not (p.is_dir() or (p.is_file() and p.suffix == ".npy"))]
+
+
 def _folder_name(input_name: str) -> str:
     """The data folder of an input: percent-encoded (injective; never `.`, `..` or a path with a separator)."""
     encoded = quote(input_name, safe="")  # letters, digits and -._~ stay; '%' itself becomes %25

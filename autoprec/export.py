@@ -23,7 +23,7 @@ from autoprec.errors import UserError
 from autoprec.evaluate import Evaluator, Scores, session_options
 from autoprec.evaluate.exported import score_exported
 from autoprec.ir.deploy import deploy_onnx
-from autoprec.model_io import save_model
+from autoprec.model_io import check_output_file, save_model
 
 RUNTIME_FIX = (
     "onnxruntime's default CPU session fuses 8-bit Q/DQ into integer kernels that compute differently; "
@@ -70,8 +70,7 @@ def export_model(
     """Write the QDQ model of `assignment` to `path` (never over an existing file unless `force`), checked
     by `onnx.checker`; int16 via opset 21, or with `ms_domain` via com.microsoft Q/DQ at a lower opset."""
     path = Path(path)
-    if path.exists() and not force:
-        raise UserError(f"{path} exists; pass --force to replace it or choose another -o")
+    check_output_file(path, force)
     if path.suffix != ".onnx":
         raise UserError(f"-o {path}: name the exported model file with an .onnx suffix")
     proto = deploy_onnx(evaluator.model, assignment, ms_domain=ms_domain)

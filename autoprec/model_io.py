@@ -65,19 +65,70 @@ def _first_line(exc: BaseException) -> str:
 WRITE_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
                 errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
                 errno.EPERM: "permission denied"}  # fmt: skip
+IN_THE_WAY = (errno.ENOTDIR, errno.EEXIST, errno.ENOENT)  # a file on the path, or a folder that takes no new files
 
 
 @contextmanager
 def writing(path: str | os.PathLike) -> Iterator[None]:
-    """Turn a failed write of `path` (full disk, read-only folder, no permission) into a one-line UserError."""
+    """Turn a failed write of `path` (full disk, read-only folder, no permission, a file on its path, a folder that
+    takes no new files such as /proc) into a one-line UserError."""
     try:
         yield
     except OSError as exc:
-        if exc.errno not in WRITE_ERRORS:
+        if exc.errno in WRITE_ERRORS:
+            raise UserError(
+                f"cannot write {path}: {WRITE_ERRORS[exc.errno]}; free space or choose a writable output folder"
+            ) from exc
+        why = _in_the_way(Path(path), exc) if exc.errno in IN_THE_WAY else None
+        if why is None:
             raise
-        raise UserError(
-            f"cannot write {path}: {WRITE_ERRORS[exc.errno]}; free space or choose a writable output folder"
-        ) from exc
+        raise UserError(f"cannot create {path}: {why}; choose another output folder") from exc
+
+
+def _in_the_way(path: Path, exc: OSError) -> str | None:
+    """What kept `path` from being created: a file among its parents, or the existing folder the failed call
+    tried to create an entry in (ENOENT: /proc, /sys); None when the failure has another cause."""
+    for parent in reversed(path.parents):
+        if os.path.lexists(parent) and not parent.is_dir():
+            return f"{parent} {_not_a_folder(parent)}"
+    if exc.errno != errno.ENOENT or exc.filename is None or os.path.lexists(path):
+        return None
+    folder = next((p for p in path.parents if p.is_dir()), None)
+    tried_in = Path(os.fsdecode(exc.filename)).parent
+    if folder is None or os.path.abspath(tried_in) != os.path.abspath(folder):
+        return None
+    return f"{folder} takes no new files"
+
+
+def _not_a_folder(path: Path) -> str:
+    return "is a file" if path.is_file() else "is not a folder"
+
+
+@contextmanager
+def output_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Create `folder` (and its missing parents) for a command's outputs, refusing it in one line if a file or the
+    file system is in the way; on the way out, remove the folders it created that stayed empty (a run refused or
+    failed later leaves nothing behind)."""
+    folder = Path(folder)
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise UserError(f"{folder} {_not_a_folder(folder)}; choose another output folder")
+    created = [p for p in (folder, *folder.parents) if not os.path.lexists(p)]
+    try:
+        with writing(folder):
+            folder.mkdir(parents=True, exist_ok=True)
+        yield folder
+    finally:
+        for path in created:  # innermost first; only if empty
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+
+
+def check_output_file(path: Path, force: bool) -> None:
+    """Refuse up front to write a file over a folder, or over an existing file without `force`."""
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a file; choose another -o")
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; pass --force to replace it or choose another -o")
 
 
 def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
@@ -137,7 +188,12 @@ def read_json(path: str | os.PathLike) -> object:
 
 def save_json(data: object, path: str | os.PathLike) -> None:
     """Write strict JSON atomically (a temp file renamed into place)."""
-    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(dumps_json(data, indent=2)))
+    save_text(dumps_json(data, indent=2), path)
+
+
+def save_text(text: str, path: str | os.PathLike) -> None:
+    """Write UTF-8 text atomically (a temp file renamed into place)."""
+    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def read_cache(path: str | os.PathLike, key: str | None = None) -> dict | None:

@@ -253,6 +253,95 @@ def case_export_search_not_a_search(root, request):
     return args, r"notasearch: holds no search results \(no result\.json\)"
 
 
+# --- output paths: a file in the way, a folder that takes no new files (/proc), a folder named as the file ----------
+
+UNDER_FILE = r"cannot create \S*afile/x: \S*afile is a file; choose another output folder$"
+IS_FILE = r"\S*afile is a file; choose another output folder$"
+IN_PROC = r"cannot (create|write) /proc/x(\.onnx)?: (/proc takes no new files|permission denied)"
+
+
+def a_file(root: Path) -> Path:
+    path = root / "afile"
+    path.write_text("my notes\n")
+    return path
+
+
+def proc() -> Path:
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux /proc")
+    return Path("/proc/x")
+
+
+def vad_work(root: Path, request) -> Path:
+    work = root / "work"
+    shutil.copytree(request.getfixturevalue("vad_workdir"), work)
+    return work
+
+
+def empty_config(root: Path) -> Path:
+    config = root / "quant_config.json"
+    config.write_text("{}")  # every unit at the model's own qtype
+    return config
+
+
+def case_calibrate_out_under_file(root, request):
+    args = ["calibrate", vad_model(root), "--data", vad_data(root, request), "-o", a_file(root) / "x"]
+    return args, UNDER_FILE
+
+
+def case_calibrate_out_in_proc(root, request):
+    return ["calibrate", vad_model(root), "--data", vad_data(root, request), "-o", proc()], IN_PROC
+
+
+def case_demo_data_out_is_file(root, request):
+    return ["demo-data", "vad", "--num-samples", "2", "-o", a_file(root)], IS_FILE
+
+
+def case_demo_data_out_in_proc(root, request):
+    return ["demo-data", "vad", "--num-samples", "2", "-o", proc()], IN_PROC
+
+
+def case_search_out_under_file(root, request):
+    return ["search", vad_work(root, request), "--out", a_file(root) / "x", "--quiet"], UNDER_FILE
+
+
+def case_sensitivity_out_is_file(root, request):
+    return ["sensitivity", vad_work(root, request), "--out", a_file(root)], IS_FILE
+
+
+def case_export_out_under_file(root, request):
+    args = ["export", vad_work(root, request), "--config", empty_config(root), "-o", a_file(root) / "x.onnx"]
+    return args, IS_FILE  # the folder of the exported file is a file
+
+
+def case_export_out_in_proc(root, request):
+    args = ["export", vad_work(root, request), "--config", empty_config(root), "-o", proc().with_suffix(".onnx")]
+    return args, IN_PROC
+
+
+def case_export_out_is_folder(root, request):
+    (root / "model.onnx").mkdir()  # refused up front even with --force: nothing scored, no crash log inside it
+    args = ["export", vad_work(root, request), "--config", empty_config(root), "-o", root / "model.onnx", "--force"]
+    return args, r"\S*model\.onnx is a folder, not a file; choose another -o$"
+
+
+def case_debug_out_is_file(root, request):
+    args = ["debug", "error-curve", "-w", vad_work(root, request), "--out", a_file(root)]
+    return args, r"cannot create \S*afile/debug: \S*afile is a file; choose another output folder$"
+
+
+def case_demo_out_under_file(root, request):
+    return ["demo", "vad", "-o", a_file(root) / "x"], r"cannot create \S*afile/x/vad: \S*afile is a file"
+
+
+def case_demo_data_force_keeps_user_files(root, request):
+    (root / "vad.onnx").write_text("my model")
+    (root / "calibration_data" / "input").mkdir(parents=True)
+    (root / "calibration_data" / "mynote.txt").write_text("keep me")
+    args = ["demo-data", "vad", "--num-samples", "2", "-o", root, "--force"]
+    return args, r"calibration_data holds files autoprec did not write \(calibration_data/mynote\.txt\)"
+
+
 CASES: dict[str, Callable] = {
     "not-a-file": case_model_missing,
     "folder-as-model": case_model_is_folder,
@@ -281,6 +370,18 @@ CASES: dict[str, Callable] = {
     "demo-budget-0": case_demo_budget_0,
     "export-search-missing": case_export_search_missing,
     "export-search-not-a-search": case_export_search_not_a_search,
+    "calibrate-out-under-file": case_calibrate_out_under_file,
+    "calibrate-out-in-proc": case_calibrate_out_in_proc,
+    "demo-data-out-is-file": case_demo_data_out_is_file,
+    "demo-data-out-in-proc": case_demo_data_out_in_proc,
+    "search-out-under-file": case_search_out_under_file,
+    "sensitivity-out-is-file": case_sensitivity_out_is_file,
+    "export-out-under-file": case_export_out_under_file,
+    "export-out-in-proc": case_export_out_in_proc,
+    "export-out-is-folder": case_export_out_is_folder,
+    "debug-out-is-file": case_debug_out_is_file,
+    "demo-out-under-file": case_demo_out_under_file,
+    "demo-data-force-keeps-user-files": case_demo_data_force_keeps_user_files,
 }
 
 

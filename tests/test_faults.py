@@ -424,3 +424,24 @@ def test_atomic_writes_on_a_full_disk_leave_the_old_file_and_no_temp(tmp_path):
             save_model(onnx.load(str(demo.fetch_model("magika"))), disk / "model.onnx")
         assert json.loads((disk / "result.json").read_text()) == {"old": True}
         assert sorted(p.name for p in disk.iterdir()) == ["result.json"]
+
+
+def test_a_write_that_cannot_encode_its_text_leaves_no_temp(tmp_path):
+    from autoprec.model_io import save_text
+
+    with pytest.raises(UnicodeEncodeError):
+        save_text("a name that is not UTF-8: \udcfe", tmp_path / "report.html")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failure_the_output_path_does_not_explain_stays_internal(tmp_path):
+    """`writing` names a file in the way or a folder that takes no new files; a failure inside an output folder
+    that exists (a missing file autoprec should have written, a lock another run holds) is not the user's."""
+    from autoprec.model_io import writing
+
+    with pytest.raises(FileNotFoundError), writing(tmp_path):
+        (tmp_path / "missing" / "x.json").read_text()
+    lock = tmp_path / "held.lock"
+    lock.write_text("")
+    with pytest.raises(FileExistsError), writing(lock):
+        os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)

@@ -49,6 +49,15 @@ def test_search_writes_a_self_contained_report(vad_search):
         assert f"<td>{t.output}</td><td>{t.describe().replace('>', '&gt;')}</td>" in page
 
 
+def test_search_into_a_folder_named_in_bytes_that_are_not_utf8(vad_workdir, tmp_path, run_cli):
+    """The search and its report work; the report shows the byte it cannot name as "?", and no temp file is left."""
+    out = tmp_path / "out\udcfe"  # the folder b"out\xfe"
+    code, err = run_cli("search", vad_workdir, "--out", out, "--budget", "3", "--quiet")
+    assert code in (0, 1) and "Traceback" not in err, err
+    assert f"<h1>autoprec search report: {tmp_path}/out?</h1>" in (out / "report.html").read_text()
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_ledger_shows_cost_margin_and_strategy_in_optuna_dashboard(vad_search):
     """optuna-dashboard reads the study: the value is named cost, each trial carries strategy and worst_margin."""
     import optuna

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from autoprec.api import resolve_workdir
 from autoprec.errors import UserError
-from autoprec.model_io import dumps_json, read_json, save_json
+from autoprec.model_io import dumps_json, output_folder, read_json, save_json
 
 console = Console(stderr=True)
 
@@ -128,6 +128,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
+    with output_folder(args.out):  # made up front: a file in the way is refused before the measuring
+        return _sensitivity(args)
+
+
+def _sensitivity(args: argparse.Namespace) -> int:
+    """Measure (or read the cache in --out), write --out/sensitivity_TYPE.json and print the table."""
     from autoprec.engine.sensitivity import load_or_measure, measure
     from autoprec.evaluate import EvalSpec, Evaluator
     from autoprec.evaluate.metrics import get_metric
@@ -163,7 +169,6 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     if result.node_type == "float":  # what float on the item repairs: the best repair first
         rows.reverse()
     report = {item: values for item, values, _ in rows}
-    Path(args.out).mkdir(parents=True, exist_ok=True)
     save_json(report, Path(args.out) / f"sensitivity_{args.node_type}.json")
     if args.json:
         print(dumps_json(report, indent=2))

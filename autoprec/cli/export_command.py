@@ -14,7 +14,7 @@ from autoprec.engine.target import build_target
 from autoprec.errors import UserError
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.hardware import get_profile
-from autoprec.model_io import dumps_json
+from autoprec.model_io import check_output_file, dumps_json, output_folder
 from autoprec.quant_config import from_quant_config, read_quant_config
 
 console = Console(stderr=True)
@@ -68,7 +68,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         return cmd_export_hmct(args)
     if args.out is None:
         raise UserError("pass -o FILE.onnx: the QDQ model to write")
-    return export_qdq(args, saved)
+    check_output_file(Path(args.out), args.force)  # up front, not after scoring
+    with output_folder(Path(args.out).parent):
+        return export_qdq(args, saved)
 
 
 def _saved_search(args: argparse.Namespace) -> SavedSearch | None:

@@ -10,8 +10,8 @@ from pathlib import Path
 from rich.console import Console
 
 from autoprec.api import resolve_workdir
-from autoprec.errors import UserError
 from autoprec.ir.hmct_attrs import SEARCHABLE
+from autoprec.model_io import output_folder
 
 console = Console(stderr=True)
 
@@ -22,7 +22,8 @@ def cmd_export_hmct(args: argparse.Namespace) -> int:
 
     model_path, _ = resolve_workdir(args.workdir)
     config = read_quant_config(Path(args.config)) if args.config else None
-    written = export_hmct(model_path, Path(args.out), config, get_profile(args.profile), args.force)
+    with output_folder(Path(args.out).parent):
+        written = export_hmct(model_path, Path(args.out), config, get_profile(args.profile), args.force)
     console.print(f"[green]wrote[/] {written} and {Path(args.out).parent / 'quant_config.json'}")
     return 0
 
@@ -32,13 +33,12 @@ def export_hmct(model_path: Path, out: Path, config: dict | None, profile, force
     from autoprec.ir import CalibratedModel
     from autoprec.ir.hmct_export import to_hmct
     from autoprec.ir.hmct_import import from_hmct
-    from autoprec.model_io import load_model, save_json, save_model
+    from autoprec.model_io import check_output_file, load_model, save_json, save_model
     from autoprec.quant_config import from_quant_config, to_quant_config
 
     config_out = out.parent / "quant_config.json"
     for path in (out, config_out):
-        if path.exists() and not force:
-            raise UserError(f"{path} exists; pass --force to replace it or choose another -o")
+        check_output_file(path, force)
     model = CalibratedModel.load(model_path)
     assignment = from_quant_config(model, config, profile) if config is not None else model.assignment()
     proto = to_hmct(load_model(model_path), model, assignment)

@@ -11,6 +11,7 @@ from autoprec.api import resolve_workdir
 from autoprec.engine.saved import load_saved
 from autoprec.evaluate import EvalSpec, Evaluator
 from autoprec.hardware import get_profile
+from autoprec.model_io import output_folder
 from autoprec.report.plotting import pyplot
 
 console = Console(stderr=True)
@@ -58,6 +59,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_debug(args: argparse.Namespace) -> int:
+    with output_folder(Path(args.out) / "debug"):  # made up front: a file in the way is refused before the runs
+        return _debug(args)
+
+
+def _debug(args: argparse.Namespace) -> int:
+    """Make the plots of `args.kind` into OUT/debug."""
     from autoprec.report import debug
 
     pyplot()

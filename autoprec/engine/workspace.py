@@ -13,7 +13,7 @@ from autoprec.engine.journal import holds_evaluations, intact_length
 from autoprec.engine.lock import OutputLock
 from autoprec.engine.outputs import OUTPUT_FILES
 from autoprec.errors import UserError
-from autoprec.model_io import writing
+from autoprec.model_io import output_folder, writing
 
 LEDGER = "ledger.journal"
 CACHES = ("sensitivity-*.json", ".*.tmp")  # sensitivity caches of earlier searches; temp files of killed writes
@@ -25,29 +25,21 @@ def search_folder(out_dir: Path, resume: bool, force: bool) -> Iterator[None]:
     """Hold `out_dir` for one search: lock it, clear or check earlier results, clean up after an early stop."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir} is a file; choose another --out folder")
-    created = [p for p in (out_dir, *out_dir.parents) if not p.exists()]
-    with writing(out_dir):
-        out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with writing(out_dir), OutputLock(out_dir):
-            _settle_replaced(out_dir, keep_new=holds_evaluations(out_dir / LEDGER))  # left by a killed run
-            before = set(out_dir.iterdir())
-            _prepare(out_dir, resume, force)
-            try:
-                yield
-            except BaseException:
-                evaluated = holds_evaluations(out_dir / LEDGER)
-                if not evaluated:
-                    for path in set(out_dir.iterdir()) - before:
-                        if path.is_file():
-                            path.unlink()
-                _settle_replaced(out_dir, keep_new=evaluated)
-                raise
-            _settle_replaced(out_dir, keep_new=True)
-    finally:
-        for folder in created:  # innermost first; only if empty
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+    with output_folder(out_dir), writing(out_dir), OutputLock(out_dir):
+        _settle_replaced(out_dir, keep_new=holds_evaluations(out_dir / LEDGER))  # left by a killed run
+        before = set(out_dir.iterdir())
+        _prepare(out_dir, resume, force)
+        try:
+            yield
+        except BaseException:
+            evaluated = holds_evaluations(out_dir / LEDGER)
+            if not evaluated:
+                for path in set(out_dir.iterdir()) - before:
+                    if path.is_file():
+                        path.unlink()
+            _settle_replaced(out_dir, keep_new=evaluated)
+            raise
+        _settle_replaced(out_dir, keep_new=True)
 
 
 def _prepare(out_dir: Path, resume: bool, force: bool) -> None:

@@ -19,7 +19,7 @@ from autoprec.engine.sensitivity import Sensitivity, read_sensitivity
 from autoprec.engine.target import OutputTarget
 from autoprec.evaluate import Evaluator
 from autoprec.hardware import HardwareProfile, get_profile
-from autoprec.model_io import nested_numbers, read_cache, read_json, save_json
+from autoprec.model_io import nested_numbers, read_cache, read_json, save_json, save_text
 from autoprec.report import figures
 from autoprec.report.curve import ranking_curve
 from autoprec.report.debug import ranking_curve_figure
@@ -49,9 +49,7 @@ def write_report(out: str | Path, evaluator: Evaluator | None = None, profile: H
         f"</head><body><h1>autoprec search report: {html.escape(str(saved.out))}</h1>{''.join(sections)}</body></html>"
     )
     path = saved.out / "report.html"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page)
-    tmp.replace(path)
+    save_text(page.encode("utf-8", "replace").decode(), path)  # a name that is not UTF-8 (byte 0xfe) shows as "?"
     return path
 
 
