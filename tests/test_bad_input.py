@@ -8,6 +8,7 @@ unchanged afterwards.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 from collections.abc import Callable
@@ -18,6 +19,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from autoprec import demo
+from autoprec.errors import UserError
+from autoprec.hardware import get_profile
 
 PREFIX = "autoprec: error: "
 
@@ -50,6 +53,12 @@ def magika_data(root: Path, request) -> Path:
 
 def calibrate_args(model: Path, data: Path, *extra: str) -> list[str]:
     return ["calibrate", str(model), "--data", str(data), "-o", str(model.parent / "out"), *extra]
+
+
+def profile_args(root: Path, request, profile: str) -> list:
+    work = root / "work"
+    shutil.copytree(request.getfixturevalue("vad_workdir"), work)
+    return ["baseline", work, "--profile", profile]
 
 
 # --- the cases: each prepares `root` and returns (argv, regex the error must match) ------------
@@ -220,6 +229,17 @@ def case_unknown_profile(root, request):
     return ["baseline", str(work), "--profile", "nosuchchip"], r"unknown hardware profile 'nosuchchip'"
 
 
+def case_profile_wrong_type(root, request):
+    (root / "chip.json").write_text('{"name": "chip", "forced_int8": {}, "asymmetric": "no"}')
+    expected = r"chip\.json: field 'asymmetric' must be true or false, got \"no\"$"
+    return profile_args(root, request, "chip.json"), expected
+
+
+def case_profile_file_missing(root, request):
+    expected = r"nosuch\.json: no such file; pass a hardware profile \.json file, or one of generic"
+    return profile_args(root, request, "nosuch.json"), expected
+
+
 def case_output_exists(root, request):
     out = root / "out"
     out.mkdir()
@@ -275,6 +295,8 @@ CASES: dict[str, Callable] = {
     "data-path-missing": case_data_path_missing,
     "qdq-free-model-to-baseline": case_qdq_free_model_to_baseline,
     "unknown-profile": case_unknown_profile,
+    "profile-wrong-type": case_profile_wrong_type,
+    "profile-file-missing": case_profile_file_missing,
     "output-folder-exists": case_output_exists,
     "num-samples-0": case_zero_samples,
     "demo-target-impossible": case_demo_target_impossible,
@@ -338,3 +360,60 @@ def test_argument_error_is_one_line(args, prog, expected, tmp_path, run_cli):
     assert re.search(expected, stderr), (expected, stderr)
     assert stderr.strip().endswith(f"(see {prog} --help)"), stderr
     assert snapshot(tmp_path) == {}, "a refused command wrote files"
+
+
+@pytest.mark.parametrize(
+    ("profile", "expected"),
+    [
+        (
+            {"name": "chip", "forced_int8": {}, "qtypes": []},
+            r"field 'qtypes' must be a list of int8, int16, float16, float32 that includes int8, got \[\]$",
+        ),
+        (
+            {"name": "chip", "forced_int8": {"Conv": "no"}},
+            r"field 'forced_int8' must be an object of op type -> list of input indices, e\.g\. \{\"Conv\": \[1\]\}, "
+            r"got \{\"Conv\": \"no\"\}$",
+        ),
+        ({"forced_int8": {}}, r"missing field 'name' \(a non-empty string\)$"),
+        ({"name": "chip", "forced_int8": {}, "op_qtypes": {"Sqrt": ["int8"]}}, r"field 'op_qtypes' must be an object"),
+        ({"name": "chip", "forced_int8": {}, "op_qtypes": {"Sqrt": {"o": ["int8"]}}}, r"field 'op_qtypes' must be"),
+        ({"name": "chip", "forced_int8": {}, "costs": {"mac": {"int16": "x"}}}, r"field 'costs' must be an object"),
+        (
+            {"name": "chip", "forced_int8": {}, "costs": {"mac": {"int16": 0.5}}},
+            r"field 'costs': rates must be positive, finite and not decrease",
+        ),
+        ({"name": "chip", "forced_int8": {}, "unsigned": 1}, r"field 'unsigned' must be true or false, got 1$"),
+        (
+            {"name": "chip", "forced_int8": {}, "calibration_methods": []},
+            r"field 'calibration_methods' must be a non-empty list of max, percentile, kl, mse, got \[\]$",
+        ),
+        ({"name": "chip", "forced_int8": {}, "asymetric": False}, r"unknown field 'asymetric'; the fields are name, "),
+        (["chip"], r"must be a JSON object such as"),
+    ],
+)
+def test_profile_file_is_checked_field_by_field(profile, expected, tmp_path):
+    """A hand-written profile: one line naming the field and the type it must have, nothing of Python's."""
+    path = tmp_path / "chip.json"
+    path.write_text(json.dumps(profile))
+    with pytest.raises(UserError) as raised:
+        get_profile(str(path))
+    message = str(raised.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    assert re.search(expected, message), (expected, message)
+
+
+def test_profile_file_with_every_field_loads(tmp_path):
+    path = tmp_path / "mychip.json"
+    path.write_text(json.dumps({
+        "name": "mychip", "description": "a test chip", "forced_int8": {"Conv": [1]},
+        "qtypes": ["int8", "int16", "float32"], "op_qtypes": {"Sqrt": {"0": ["int8", "float32"]}},
+        "costs": {"mac": {"int16": 2.5}, "element": {"float32": 10}}, "asymmetric": False, "unsigned": True,
+        "per_channel": False, "calibration_methods": ["max", "kl"],
+    }))  # fmt: skip
+    profile = get_profile(str(path))
+    assert (profile.name, profile.description, profile.forced_int8) == ("mychip", "a test chip", {("Conv", 1)})
+    assert profile.qtypes == ("int8", "int16", "float32")
+    assert profile.op_qtypes == {("Sqrt", 0): ("int8", "float32")}
+    assert (profile.costs.mac["int16"], profile.costs.element["float32"]) == (2.5, 10.0)
+    assert (profile.asymmetric, profile.unsigned, profile.per_channel) == (False, True, False)
+    assert profile.calibration_methods == {"max", "kl"}
