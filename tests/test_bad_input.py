@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from autoprec import demo
+from autoprec import api, demo
 from autoprec.errors import UserError
 from autoprec.hardware import get_profile
 
@@ -53,6 +53,22 @@ def magika_data(root: Path, request) -> Path:
 
 def calibrate_args(model: Path, data: Path, *extra: str) -> list[str]:
     return ["calibrate", str(model), "--data", str(data), "-o", str(model.parent / "out"), *extra]
+
+
+@pytest.fixture(scope="session")
+def vad_search(vad_workdir, tmp_path_factory) -> Path:
+    """The output folder of a short search on VAD."""
+    out = tmp_path_factory.mktemp("vad-search") / "out"
+    api.search(vad_workdir, target=0.85, budget=6, out=out, report=False)
+    return out
+
+
+def edited_search(root: Path, request, name: str, text: str) -> Path:
+    """A copy of the VAD search's folder with its file `name` replaced by `text` (a hand edit)."""
+    out = root / "search"
+    shutil.copytree(request.getfixturevalue("vad_search"), out)
+    (out / name).write_text(text)
+    return out
 
 
 def profile_args(root: Path, request, profile: str) -> list:
@@ -240,6 +256,27 @@ def case_profile_file_missing(root, request):
     return profile_args(root, request, "nosuch.json"), expected
 
 
+def case_report_result_edited(root, request):
+    out = edited_search(root, request, "result.json", '{"meets_target": "x"}')
+    expected = r"search: unreadable search results \(result\.json: no valid 'meets_target'\); run the search again"
+    return ["report", out], expected
+
+
+def case_report_no_candidates(root, request):
+    out = edited_search(root, request, "candidates.json", "[]")
+    return ["report", out], r"search: unreadable search results \(candidates\.json: no candidates\)"
+
+
+def case_report_candidate_edited(root, request):
+    out = edited_search(root, request, "candidates.json", '[{"index": 0, "strategy": "baselines"}]')
+    return ["report", out], r"unreadable search results \(candidates\.json: candidate 0: no valid 'passed'\)"
+
+
+def case_report_a_file(root, request):
+    (root / "afile").write_text("my notes\n")
+    return ["report", root / "afile"], r"afile: is a file, not a folder; give the folder a search wrote \(its --out\)$"
+
+
 def case_output_exists(root, request):
     out = root / "out"
     out.mkdir()
@@ -297,6 +334,10 @@ CASES: dict[str, Callable] = {
     "unknown-profile": case_unknown_profile,
     "profile-wrong-type": case_profile_wrong_type,
     "profile-file-missing": case_profile_file_missing,
+    "report-result-edited": case_report_result_edited,
+    "report-no-candidates": case_report_no_candidates,
+    "report-candidate-edited": case_report_candidate_edited,
+    "report-a-file": case_report_a_file,
     "output-folder-exists": case_output_exists,
     "num-samples-0": case_zero_samples,
     "demo-target-impossible": case_demo_target_impossible,
