@@ -285,11 +285,6 @@ def case_output_exists(root, request):
     return calibrate_args(vad_model(root), vad_data(root, request)), r"out exists; pass --force"
 
 
-def case_zero_samples(root, request):
-    args = calibrate_args(vad_model(root), vad_data(root, request), "--num-samples", "0")
-    return args, r"--num-samples must be at least 1"
-
-
 def case_demo_target_impossible(root, request):
     # refused before the demo fetches, calibrates or writes anything (the check test_bad_input_fails_cleanly makes)
     return ["demo", "vad", "--target", "1.5"], r"target 1\.5 for every output is impossible: cosine lies in \(0, 1\]"
@@ -339,7 +334,6 @@ CASES: dict[str, Callable] = {
     "report-candidate-edited": case_report_candidate_edited,
     "report-a-file": case_report_a_file,
     "output-folder-exists": case_output_exists,
-    "num-samples-0": case_zero_samples,
     "demo-target-impossible": case_demo_target_impossible,
     "demo-budget-0": case_demo_budget_0,
     "export-search-missing": case_export_search_missing,
@@ -389,6 +383,11 @@ def test_error_message_is_printed_literally(folder, tmp_path, run_cli):
         (["debug", "distribution"], "autoprec debug distribution", r"required: NODE"),
         (["nosuchcommand"], "autoprec", r"argument COMMAND: invalid choice: 'nosuchcommand'"),
         ([], "autoprec", r"required: COMMAND"),
+        (["calibrate", "m", "--data", "d", "--num-samples", "0"], "autoprec calibrate", r"--num-samples: must be at"),
+        (["export", "-o", "q.onnx", "--num-samples", "0"], "autoprec export", r"--num-samples: must be at least 1"),
+        (["debug", "error-curve", "--num-samples", "0"], "autoprec debug error-curve", r"--num-samples: must be at"),
+        (["search", "W", "--top", "-1"], "autoprec search", r"argument --top: must be at least 1, got -1"),
+        (["debug", "runall", "--top", "-2"], "autoprec debug runall", r"argument --top: must be at least 1, got -2"),
     ],
 )
 def test_argument_error_is_one_line(args, prog, expected, tmp_path, run_cli):

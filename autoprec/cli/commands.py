@@ -135,8 +135,6 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     from autoprec.report import sensitivity_table
 
     metrics = [get_metric(m).name for m in args.metrics.split(",")]
-    if args.num_samples < 1:
-        raise UserError(f"--num-samples must be at least 1, got {args.num_samples}")
     model_path, data_path = resolve_workdir(args.workdir, args.data)
     evaluator = Evaluator(EvalSpec(str(model_path), str(data_path), float_model=args.float_model), jobs=args.jobs)
     profile = get_profile(args.profile)
