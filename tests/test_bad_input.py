@@ -277,6 +277,17 @@ def case_report_a_file(root, request):
     return ["report", root / "afile"], r"afile: is a file, not a folder; give the folder a search wrote \(its --out\)$"
 
 
+def case_demo_output_holds_user_files(root, request):
+    mine = root / "work" / "vad" / "model_output" / "notes.txt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("keep me\n")
+    expected = (  # and no --force: the demo has none
+        r"model_output holds files autoprec did not write \(notes\.txt\); the demo replaces only its own files "
+        r"there: move them away, or choose another -o folder$"
+    )
+    return ["demo", "vad", "-o", root / "work"], expected
+
+
 def case_output_exists(root, request):
     out = root / "out"
     out.mkdir()
@@ -333,6 +344,7 @@ CASES: dict[str, Callable] = {
     "report-no-candidates": case_report_no_candidates,
     "report-candidate-edited": case_report_candidate_edited,
     "report-a-file": case_report_a_file,
+    "demo-output-holds-user-files": case_demo_output_holds_user_files,
     "output-folder-exists": case_output_exists,
     "demo-target-impossible": case_demo_target_impossible,
     "demo-budget-0": case_demo_budget_0,
@@ -388,6 +400,12 @@ def test_error_message_is_printed_literally(folder, tmp_path, run_cli):
         (["debug", "error-curve", "--num-samples", "0"], "autoprec debug error-curve", r"--num-samples: must be at"),
         (["search", "W", "--top", "-1"], "autoprec search", r"argument --top: must be at least 1, got -1"),
         (["debug", "runall", "--top", "-2"], "autoprec debug runall", r"argument --top: must be at least 1, got -2"),
+        (
+            ["candidates", "nosuch"],
+            "autoprec candidates",
+            r"unrecognized arguments: nosuch; a folder goes after --out: autoprec candidates --out nosuch",
+        ),
+        (["search", "W", "extra"], "autoprec search", r"unrecognized arguments: extra \(see"),
     ],
 )
 def test_argument_error_is_one_line(args, prog, expected, tmp_path, run_cli):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import NoReturn
 
 from autoprec.cli.commands import (
@@ -47,6 +48,32 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+    def parse_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """argparse's, but the (sub)command given unrecognized arguments reports them, pointing to its own help."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self.chosen(parsed)
+            command.error(command.unrecognized(extras))
+        return parsed
+
+    def chosen(self, parsed: argparse.Namespace) -> OneLineParser:
+        """The innermost subcommand's parser in `parsed` (this one if it has no subcommands)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action.choices[getattr(parsed, action.dest)].chosen(parsed)
+        return self
+
+    def unrecognized(self, extras: list[str]) -> str:
+        """argparse's message; for a bare word given to a command that takes no positional arguments but an --out
+        folder (`candidates`, `debug runall`), how to pass it."""
+        message = f"unrecognized arguments: {' '.join(extras)}"
+        positionals = [a for a in self._actions if not a.option_strings]
+        if "--out" in self._option_string_actions and not positionals and not extras[0].startswith("-"):
+            message += f"; a folder goes after --out: {self.prog} --out {extras[0]}"
+        return message
 
 
 def positive_int(text: str) -> int:
