@@ -268,13 +268,23 @@ def _check_replaceable(out_dir: Path, force: bool) -> None:
         return
     if not force:
         raise UserError(f"{out_dir} exists; pass --force to replace it, or choose another -o folder")
-    foreign = [p.name for p in entries if p.name not in OUTPUT_ENTRIES and not p.name.startswith(".autoprec-")]
-    foreign += [str(p.relative_to(out_dir)) for p in foreign_entries(out_dir / "calibration_data")]
+    foreign = foreign_outputs(out_dir)
     if foreign:
         raise UserError(
-            f"{out_dir} holds files autoprec did not write ({', '.join(sorted(foreign)[:3])}); "
+            f"{out_dir} holds files autoprec did not write ({', '.join(foreign[:3])}); "
             "--force replaces only a calibrate output folder: choose another -o folder"
         )
+
+
+def foreign_outputs(out_dir: Path) -> list[str]:
+    """What a folder holds that calibrate does not write, sorted (paths relative to it; none if it is no folder)."""
+    if not out_dir.is_dir():
+        return []
+    foreign = [
+        p.name for p in out_dir.iterdir() if p.name not in OUTPUT_ENTRIES and not p.name.startswith(".autoprec-")
+    ]
+    foreign += [str(p.relative_to(out_dir)) for p in foreign_entries(out_dir / "calibration_data")]
+    return sorted(foreign)
 
 
 def _write_output(model: CalibratedModel, samples: list[Sample], out_dir: Path, record: dict) -> None:

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -53,9 +54,10 @@ class CostModel:
     def check(self) -> None:
         for table in (self.mac, self.element):
             rates = [table[q] for q in QTYPES]
-            if sorted(rates) != rates or any(r <= 0 for r in rates):
+            if sorted(rates) != rates or not all(0 < r < math.inf for r in rates):  # NaN fails too
                 raise UserError(
-                    f"cost rates must be positive and not decrease along {' < '.join(QTYPES)}, got {dict(table)}"
+                    f"field 'costs': rates must be positive, finite and not decrease along {' < '.join(QTYPES)}, "
+                    f"got {_shown(dict(table))}"
                 )
 
 
@@ -166,44 +168,116 @@ def get_profile(name: str) -> HardwareProfile:
     if name in PROFILES:
         return PROFILES[name]
     path = Path(name)
-    if path.suffix == ".json" and path.is_file():
-        try:
-            return profile_from_json(json.loads(path.read_text()))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise UserError(
-                f'{path}: not a valid profile ({exc}); expected {{"name": ..., "forced_int8": {{"Conv": [1]}}}}'
-            ) from exc
-    raise UserError(f"unknown hardware profile '{name}'; use one of {', '.join(PROFILES)} or a .json profile file")
+    if path.suffix != ".json":
+        raise UserError(f"unknown hardware profile '{name}'; use one of {', '.join(PROFILES)} or a .json profile file")
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "no such file"
+        raise UserError(f"{path}: {what}; pass a hardware profile .json file, or one of {', '.join(PROFILES)}")
+    try:
+        return profile_from_json(_read_json(path))
+    except (ValueError, UserError) as exc:
+        raise UserError(f"{path}: {exc}") from exc
 
 
-def profile_from_json(data: dict) -> HardwareProfile:
-    """A profile from its JSON form (see the module docstring); unknown qtypes raise ValueError."""
-    forced = frozenset((op, int(i)) for op, indices in data["forced_int8"].items() for i in indices)
-    qtypes = tuple(_qtypes(data.get("qtypes", QTYPES)))
-    op_qtypes = {
-        (op, int(i)): tuple(_qtypes(q)) for op, inputs in data.get("op_qtypes", {}).items() for i, q in inputs.items()
-    }
-    costs = data.get("costs", {})
-    unknown = set(costs) - {"mac", "element"} | {q for t in costs.values() for q in t} - set(QTYPES)
+def _read_json(path: Path) -> object:
+    """The JSON in `path`; a ValueError says why there is none."""
+    try:
+        return json.loads(path.read_bytes())
+    except OSError as exc:
+        raise ValueError(f"cannot read it ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError("not a JSON file (not UTF-8 text)") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not a JSON file ({exc})") from exc
+
+
+def profile_from_json(data: object) -> HardwareProfile:
+    """A profile from its JSON form (see the module docstring); a ValueError names the first field that is wrong,
+    and the type it must have."""
+    if not isinstance(data, dict):
+        raise ValueError(f'must be a JSON object such as {{"name": "mychip", "forced_int8": {{}}}}, got {_shown(data)}')
+    unknown = sorted(set(data) - set(PROFILE_FIELDS))
     if unknown:
-        raise ValueError(f"unknown cost keys {sorted(unknown)}")
+        raise ValueError(f"unknown field '{unknown[0]}'; the fields are {', '.join(PROFILE_FIELDS)}")
+    for key in ("name", "forced_int8"):
+        if key not in data:
+            raise ValueError(f"missing field '{key}' ({PROFILE_FIELDS[key][0]})")
+    for key, (expected, valid) in PROFILE_FIELDS.items():
+        if key in data and not valid(data[key]):
+            raise ValueError(f"field '{key}' must be {expected}, got {_shown(data[key])}")
+    costs = data.get("costs", {})
     model = CostModel(
         MappingProxyType({**MAC_RATES, **{q: float(v) for q, v in costs.get("mac", {}).items()}}),
         MappingProxyType({**ELEMENT_RATES, **{q: float(v) for q, v in costs.get("element", {}).items()}}),
     )
     model.check()
-    methods = frozenset(data.get("calibration_methods", CALIBRATION_METHODS))
-    if not methods or not methods <= set(CALIBRATION_METHODS):
-        raise ValueError(f"calibration_methods must be some of {', '.join(CALIBRATION_METHODS)}")
     return HardwareProfile(
-        str(data["name"]), forced, str(data.get("description", "")), qtypes, op_qtypes, model,
-        bool(data.get("asymmetric", True)), bool(data.get("per_channel", True)), methods,
-        bool(data.get("unsigned", False)),
-    )  # fmt: skip
+        data["name"],
+        frozenset((op, i) for op, indices in data["forced_int8"].items() for i in indices),
+        data.get("description", ""),
+        tuple(data.get("qtypes", QTYPES)),
+        {(op, int(i)): tuple(q) for op, inputs in data.get("op_qtypes", {}).items() for i, q in inputs.items()},
+        model,
+        data.get("asymmetric", True),
+        data.get("per_channel", True),
+        frozenset(data.get("calibration_methods", CALIBRATION_METHODS)),
+        data.get("unsigned", False),
+    )
 
 
-def _qtypes(values: list[str]) -> list[str]:
-    unknown = [q for q in values if q not in QTYPES]
-    if unknown:
-        raise ValueError(f"unknown qtype {unknown[0]!r}; use {', '.join(QTYPES)}")
-    return list(values)
+def _is_qtypes(value: object) -> bool:
+    return isinstance(value, list) and all(q in QTYPES for q in value)
+
+
+def _is_forced(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(indices, list) and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices)
+        for indices in value.values()
+    )
+
+
+def _is_op_qtypes(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(inputs, dict) and all(i.isdigit() and _is_qtypes(q) for i, q in inputs.items())
+        for inputs in value.values()
+    )
+
+
+def _is_costs(value: object) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) <= {"mac", "element"}
+        and all(
+            isinstance(rates, dict)
+            and all(q in QTYPES and isinstance(r, int | float) and not isinstance(r, bool) for q, r in rates.items())
+            for rates in value.values()
+        )
+    )
+
+
+def _shown(value: object) -> str:
+    """A value as the JSON file writes it, cut to one short line."""
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+QTYPE_LIST = f"a list of {', '.join(QTYPES)}"
+# field -> (what it must be, its check): `profile_from_json` names the first field that fails
+PROFILE_FIELDS: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "name": ("a non-empty string", lambda v: isinstance(v, str) and bool(v)),
+    "description": ("a string", lambda v: isinstance(v, str)),
+    "forced_int8": ('an object of op type -> list of input indices, e.g. {"Conv": [1]}', _is_forced),
+    "qtypes": (f"{QTYPE_LIST} that includes int8", lambda v: _is_qtypes(v) and "int8" in v),
+    "op_qtypes": (
+        f'an object of op type -> {{input index: {QTYPE_LIST}}}, e.g. {{"Sqrt": {{"0": ["int8", "float32"]}}}}',
+        _is_op_qtypes,
+    ),
+    "costs": ('an object {"mac": {qtype: number}, "element": {qtype: number}}', _is_costs),
+    "asymmetric": ("true or false", lambda v: isinstance(v, bool)),
+    "per_channel": ("true or false", lambda v: isinstance(v, bool)),
+    "unsigned": ("true or false", lambda v: isinstance(v, bool)),
+    "calibration_methods": (
+        f"a non-empty list of {', '.join(CALIBRATION_METHODS)}",
+        lambda v: isinstance(v, list) and bool(v) and all(m in CALIBRATION_METHODS for m in v),
+    ),
+}

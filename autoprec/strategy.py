@@ -42,6 +42,7 @@ Example, a complete plug-in (register it in your package's pyproject.toml under
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -69,7 +70,7 @@ __all__ = [
 @dataclass(frozen=True)
 class Option:
     """A strategy setting, given as `--option <strategy>.<key>=<value>`: its default, the parser of the
-    text value (raise ValueError on a bad one) and a one-line help."""
+    text value (on a bad one, raise a ValueError saying what is valid) and a one-line help (what it sets)."""
 
     default: Any
     parse: Callable[[str], Any] = str
@@ -78,7 +79,10 @@ class Option:
 
 def fraction(text: str) -> float:
     """Option parser: a number in (0, 1]."""
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan  # not a number: refused below, with the range
     if not 0.0 < value <= 1.0:
         raise ValueError(f"must lie in (0, 1], got {text}")
     return value
@@ -88,7 +92,10 @@ def at_least(minimum: int) -> Callable[[str], int]:
     """Option parser factory: an integer >= `minimum`."""
 
     def parse(text: str) -> int:
-        value = int(text)
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"must be a whole number of at least {minimum}, got {text}") from None
         if value < minimum:
             raise ValueError(f"must be at least {minimum}, got {value}")
         return value

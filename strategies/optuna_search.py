@@ -50,10 +50,10 @@ class OptunaSearch(Strategy):
 
     name = "optuna"
     options = {
-        "sampler": Option("tpe", _sampler, "tpe, nsga2 or random"),
+        "sampler": Option("tpe", _sampler, "the sampler of the study"),
         "space": Option(24, at_least(1), "units in the search space"),
-        "share": Option(0.5, fraction, "share of the remaining budget to spend, in (0, 1]"),
-        "after_fallback": Option(False, _flag, "also run when all-int16 fails, around the ec/float winner (0 or 1)"),
+        "share": Option(0.5, fraction, "share of the remaining budget to spend"),
+        "after_fallback": Option(False, _flag, "also run when all-int16 fails, around the ec/float winner"),
     }
 
     def applies(self, search: SearchView) -> bool:

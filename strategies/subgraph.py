@@ -32,7 +32,7 @@ class Subgraph(Strategy):
 
     name = "subgraph"
     options = {
-        "share": Option(SCORING_SHARE, fraction, "share of the remaining budget for scoring regions, in (0, 1]"),
+        "share": Option(SCORING_SHARE, fraction, "share of the remaining budget for scoring regions"),
         "block_nodes": Option(MAX_BLOCK_NODES, at_least(2), "largest fork/join block, in nodes"),
     }
 

@@ -8,6 +8,7 @@ unchanged afterwards.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 from collections.abc import Callable
@@ -17,7 +18,9 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from autoprec import demo
+from autoprec import api, demo
+from autoprec.errors import UserError
+from autoprec.hardware import get_profile
 
 PREFIX = "autoprec: error: "
 
@@ -50,6 +53,28 @@ def magika_data(root: Path, request) -> Path:
 
 def calibrate_args(model: Path, data: Path, *extra: str) -> list[str]:
     return ["calibrate", str(model), "--data", str(data), "-o", str(model.parent / "out"), *extra]
+
+
+@pytest.fixture(scope="session")
+def vad_search(vad_workdir, tmp_path_factory) -> Path:
+    """The output folder of a short search on VAD."""
+    out = tmp_path_factory.mktemp("vad-search") / "out"
+    api.search(vad_workdir, target=0.85, budget=6, out=out, report=False)
+    return out
+
+
+def edited_search(root: Path, request, name: str, text: str) -> Path:
+    """A copy of the VAD search's folder with its file `name` replaced by `text` (a hand edit)."""
+    out = root / "search"
+    shutil.copytree(request.getfixturevalue("vad_search"), out)
+    (out / name).write_text(text)
+    return out
+
+
+def profile_args(root: Path, request, profile: str) -> list:
+    work = root / "work"
+    shutil.copytree(request.getfixturevalue("vad_workdir"), work)
+    return ["baseline", work, "--profile", profile]
 
 
 # --- the cases: each prepares `root` and returns (argv, regex the error must match) ------------
@@ -220,17 +245,55 @@ def case_unknown_profile(root, request):
     return ["baseline", str(work), "--profile", "nosuchchip"], r"unknown hardware profile 'nosuchchip'"
 
 
+def case_profile_wrong_type(root, request):
+    (root / "chip.json").write_text('{"name": "chip", "forced_int8": {}, "asymmetric": "no"}')
+    expected = r"chip\.json: field 'asymmetric' must be true or false, got \"no\"$"
+    return profile_args(root, request, "chip.json"), expected
+
+
+def case_profile_file_missing(root, request):
+    expected = r"nosuch\.json: no such file; pass a hardware profile \.json file, or one of generic"
+    return profile_args(root, request, "nosuch.json"), expected
+
+
+def case_report_result_edited(root, request):
+    out = edited_search(root, request, "result.json", '{"meets_target": "x"}')
+    expected = r"search: unreadable search results \(result\.json: no valid 'meets_target'\); run the search again"
+    return ["report", out], expected
+
+
+def case_report_no_candidates(root, request):
+    out = edited_search(root, request, "candidates.json", "[]")
+    return ["report", out], r"search: unreadable search results \(candidates\.json: no candidates\)"
+
+
+def case_report_candidate_edited(root, request):
+    out = edited_search(root, request, "candidates.json", '[{"index": 0, "strategy": "baselines"}]')
+    return ["report", out], r"unreadable search results \(candidates\.json: candidate 0: no valid 'passed'\)"
+
+
+def case_report_a_file(root, request):
+    (root / "afile").write_text("my notes\n")
+    return ["report", root / "afile"], r"afile: is a file, not a folder; give the folder a search wrote \(its --out\)$"
+
+
+def case_demo_output_holds_user_files(root, request):
+    mine = root / "work" / "vad" / "model_output" / "notes.txt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("keep me\n")
+    expected = (  # and no --force: the demo has none
+        r"model_output holds files autoprec did not write \(notes\.txt\); the demo replaces only its own files "
+        r"there: move them away, or choose another -o folder$"
+    )
+    return ["demo", "vad", "-o", root / "work"], expected
+
+
 def case_output_exists(root, request):
     out = root / "out"
     out.mkdir()
     (out / "calibrated_model.onnx").write_bytes(b"my previous result")
     (out / "notes.txt").write_text("keep me\n")
     return calibrate_args(vad_model(root), vad_data(root, request)), r"out exists; pass --force"
-
-
-def case_zero_samples(root, request):
-    args = calibrate_args(vad_model(root), vad_data(root, request), "--num-samples", "0")
-    return args, r"--num-samples must be at least 1"
 
 
 def case_demo_target_impossible(root, request):
@@ -364,8 +427,14 @@ CASES: dict[str, Callable] = {
     "data-path-missing": case_data_path_missing,
     "qdq-free-model-to-baseline": case_qdq_free_model_to_baseline,
     "unknown-profile": case_unknown_profile,
+    "profile-wrong-type": case_profile_wrong_type,
+    "profile-file-missing": case_profile_file_missing,
+    "report-result-edited": case_report_result_edited,
+    "report-no-candidates": case_report_no_candidates,
+    "report-candidate-edited": case_report_candidate_edited,
+    "report-a-file": case_report_a_file,
+    "demo-output-holds-user-files": case_demo_output_holds_user_files,
     "output-folder-exists": case_output_exists,
-    "num-samples-0": case_zero_samples,
     "demo-target-impossible": case_demo_target_impossible,
     "demo-budget-0": case_demo_budget_0,
     "export-search-missing": case_export_search_missing,
@@ -427,6 +496,17 @@ def test_error_message_is_printed_literally(folder, tmp_path, run_cli):
         (["debug", "distribution"], "autoprec debug distribution", r"required: NODE"),
         (["nosuchcommand"], "autoprec", r"argument COMMAND: invalid choice: 'nosuchcommand'"),
         ([], "autoprec", r"required: COMMAND"),
+        (["calibrate", "m", "--data", "d", "--num-samples", "0"], "autoprec calibrate", r"--num-samples: must be at"),
+        (["export", "-o", "q.onnx", "--num-samples", "0"], "autoprec export", r"--num-samples: must be at least 1"),
+        (["debug", "error-curve", "--num-samples", "0"], "autoprec debug error-curve", r"--num-samples: must be at"),
+        (["search", "W", "--top", "-1"], "autoprec search", r"argument --top: must be at least 1, got -1"),
+        (["debug", "runall", "--top", "-2"], "autoprec debug runall", r"argument --top: must be at least 1, got -2"),
+        (
+            ["candidates", "nosuch"],
+            "autoprec candidates",
+            r"unrecognized arguments: nosuch; a folder goes after --out: autoprec candidates --out nosuch",
+        ),
+        (["search", "W", "extra"], "autoprec search", r"unrecognized arguments: extra \(see"),
     ],
 )
 def test_argument_error_is_one_line(args, prog, expected, tmp_path, run_cli):
@@ -439,3 +519,60 @@ def test_argument_error_is_one_line(args, prog, expected, tmp_path, run_cli):
     assert re.search(expected, stderr), (expected, stderr)
     assert stderr.strip().endswith(f"(see {prog} --help)"), stderr
     assert snapshot(tmp_path) == {}, "a refused command wrote files"
+
+
+@pytest.mark.parametrize(
+    ("profile", "expected"),
+    [
+        (
+            {"name": "chip", "forced_int8": {}, "qtypes": []},
+            r"field 'qtypes' must be a list of int8, int16, float16, float32 that includes int8, got \[\]$",
+        ),
+        (
+            {"name": "chip", "forced_int8": {"Conv": "no"}},
+            r"field 'forced_int8' must be an object of op type -> list of input indices, e\.g\. \{\"Conv\": \[1\]\}, "
+            r"got \{\"Conv\": \"no\"\}$",
+        ),
+        ({"forced_int8": {}}, r"missing field 'name' \(a non-empty string\)$"),
+        ({"name": "chip", "forced_int8": {}, "op_qtypes": {"Sqrt": ["int8"]}}, r"field 'op_qtypes' must be an object"),
+        ({"name": "chip", "forced_int8": {}, "op_qtypes": {"Sqrt": {"o": ["int8"]}}}, r"field 'op_qtypes' must be"),
+        ({"name": "chip", "forced_int8": {}, "costs": {"mac": {"int16": "x"}}}, r"field 'costs' must be an object"),
+        (
+            {"name": "chip", "forced_int8": {}, "costs": {"mac": {"int16": 0.5}}},
+            r"field 'costs': rates must be positive, finite and not decrease",
+        ),
+        ({"name": "chip", "forced_int8": {}, "unsigned": 1}, r"field 'unsigned' must be true or false, got 1$"),
+        (
+            {"name": "chip", "forced_int8": {}, "calibration_methods": []},
+            r"field 'calibration_methods' must be a non-empty list of max, percentile, kl, mse, got \[\]$",
+        ),
+        ({"name": "chip", "forced_int8": {}, "asymetric": False}, r"unknown field 'asymetric'; the fields are name, "),
+        (["chip"], r"must be a JSON object such as"),
+    ],
+)
+def test_profile_file_is_checked_field_by_field(profile, expected, tmp_path):
+    """A hand-written profile: one line naming the field and the type it must have, nothing of Python's."""
+    path = tmp_path / "chip.json"
+    path.write_text(json.dumps(profile))
+    with pytest.raises(UserError) as raised:
+        get_profile(str(path))
+    message = str(raised.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    assert re.search(expected, message), (expected, message)
+
+
+def test_profile_file_with_every_field_loads(tmp_path):
+    path = tmp_path / "mychip.json"
+    path.write_text(json.dumps({
+        "name": "mychip", "description": "a test chip", "forced_int8": {"Conv": [1]},
+        "qtypes": ["int8", "int16", "float32"], "op_qtypes": {"Sqrt": {"0": ["int8", "float32"]}},
+        "costs": {"mac": {"int16": 2.5}, "element": {"float32": 10}}, "asymmetric": False, "unsigned": True,
+        "per_channel": False, "calibration_methods": ["max", "kl"],
+    }))  # fmt: skip
+    profile = get_profile(str(path))
+    assert (profile.name, profile.description, profile.forced_int8) == ("mychip", "a test chip", {("Conv", 1)})
+    assert profile.qtypes == ("int8", "int16", "float32")
+    assert profile.op_qtypes == {("Sqrt", 0): ("int8", "float32")}
+    assert (profile.costs.mac["int16"], profile.costs.element["float32"]) == (2.5, 10.0)
+    assert (profile.asymmetric, profile.unsigned, profile.per_channel) == (False, True, False)
+    assert profile.calibration_methods == {"max", "kl"}

@@ -1,4 +1,5 @@
-"""`--help` of every command fits an 80-column terminal, and every option says what it does."""
+"""`--help` of every command fits an 80-column terminal, every option says what it does, and the counts that
+must be positive are parsed alike everywhere."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from autoprec.cli.parser import build_parser
+from autoprec.cli.parser import build_parser, positive_int
 
 
 def commands(
@@ -38,3 +39,11 @@ def test_every_option_has_help(path):
     parser = COMMANDS[path]
     missing = [a.option_strings or a.dest for a in parser._actions if a.help is None]
     assert not missing, f"autoprec {' '.join(path)}: no help for {missing}"
+
+
+@pytest.mark.parametrize("path", list(COMMANDS), ids=lambda path: " ".join(path) or "autoprec")
+def test_every_count_refuses_zero_alike(path):
+    """--num-samples and --top of every command: argparse refuses 0 and negatives, in one message."""
+    parser = COMMANDS[path]
+    counts = [a for a in parser._actions if {"--num-samples", "--top"} & set(a.option_strings)]
+    assert all(a.type is positive_int for a in counts), f"autoprec {' '.join(path)}: {counts}"

@@ -364,6 +364,48 @@ def test_ctrl_c_exits_130_and_says_how_to_continue(magika_workdir, tmp_path):
     assert ledger_rows(out)[: len(kept)] == kept
 
 
+EARLY_CTRL_C = """
+import os, signal, sys
+
+class CtrlC:  # Ctrl-C as onnxruntime starts to import: where one lands in the first second, the imports
+    def find_spec(self, name, path=None, target=None):
+        if name == "onnxruntime":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if the tests run in the background
+sys.meta_path.insert(0, CtrlC())
+from autoprec.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_during_the_imports_exits_130_in_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", EARLY_CTRL_C, "search", tmp_path, "--out", tmp_path / "out"],
+        env=cli_env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == "interrupted\n"  # nothing started: no --resume advice
+    assert not (tmp_path / "out").exists()
+
+
+def test_resume_with_a_smaller_budget_says_it_is_spent(vad_workdir, tmp_path):
+    """--budget counts every run's evaluations: a resume under what the ledger holds evaluates nothing and says so,
+    rather than "6/3 evaluations"."""
+    out, args = tmp_path / "out", ["search", vad_workdir, "--target", TARGETS["vad"], "--quiet"]
+    first = cli(*args, "--budget", 6, "--out", out)
+    assert first.returncode in (0, 1), first.stderr
+    used, rows = read_json(out / "result.json")["evaluations"], ledger_rows(out)
+    assert used > 3
+    resumed = cli(*args, "--budget", 3, "--out", out, "--resume")
+    assert resumed.returncode == first.returncode, resumed.stderr
+    line = " ".join(resumed.stderr.split())
+    assert f"; {used} evaluations, past --budget 3 (it counts every run's: raise it to search on), sensitivity" in line
+    assert "/3 evaluations" not in line
+    assert ledger_rows(out) == rows, "a resume past its budget evaluated"
+
+
 # --- 5. an unreachable target -------------------------------------------------------------------
 
 

@@ -84,9 +84,17 @@ def test_a_broken_plugin_is_refused_on_load_in_one_line(magika_workdir, tmp_path
 @pytest.mark.parametrize(
     "option, expected",
     [
-        ("optuna.sampler=grid", r"--option optuna.sampler=grid: unknown sampler 'grid'"),
+        (  # the choices said once
+            "optuna.sampler=grid",
+            r"--option optuna.sampler=grid: unknown sampler 'grid'; use one of tpe, nsga2, random \(the sampler of "
+            r"the study\)$",
+        ),
+        (
+            "optuna.space=abc",
+            r"--option optuna.space=abc: must be a whole number of at least 1, got abc \(units in the search space\)$",
+        ),
         ("optuna.spaces=3", r"unknown option of 'optuna'; its options: optuna.sampler, optuna.space, optuna.share"),
-        ("subgraph.share=2", r"must lie in \(0, 1\]"),
+        ("subgraph.share=2", r"must lie in \(0, 1\], got 2 \(share of the remaining budget for scoring regions\)$"),
         ("nosuch.k=1", r"strategy 'nosuch' is not in --strategies"),
         ("optuna", r"write it as KEY=VALUE"),
     ],

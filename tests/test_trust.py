@@ -174,7 +174,7 @@ def case_sensitivity_samples_zero(root, toy):
 
 
 def case_num_samples_zero(root, toy):
-    return ["search", toy, "--num-samples", "0", "--out", root / "out"], r"--num-samples must be at least 1", 2
+    return ["search", toy, "--num-samples", "0", "--out", root / "out"], r"--num-samples: must be at least 1, got 0", 2
 
 
 def case_option_bad_value(root, toy):
@@ -285,7 +285,7 @@ def case_percentile_above_100(root, toy):
 
 
 def case_sensitivity_num_samples_zero(root, toy):
-    return ["sensitivity", toy, "--num-samples", "0", "--out", root / "out"], r"--num-samples must be at least 1", 2
+    return ["sensitivity", toy, "--num-samples", "0", "--out", root / "out"], r"--num-samples: must be at least 1", 2
 
 
 def _npy_data(root: Path, payload: bytes) -> Path:

@@ -141,8 +141,6 @@ def _sensitivity(args: argparse.Namespace) -> int:
     from autoprec.report import sensitivity_table
 
     metrics = [get_metric(m).name for m in args.metrics.split(",")]
-    if args.num_samples < 1:
-        raise UserError(f"--num-samples must be at least 1, got {args.num_samples}")
     model_path, data_path = resolve_workdir(args.workdir, args.data)
     evaluator = Evaluator(EvalSpec(str(model_path), str(data_path), float_model=args.float_model), jobs=args.jobs)
     profile = get_profile(args.profile)
@@ -215,7 +213,7 @@ def _outputs_of(evaluator, name: str | None) -> list[str]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from autoprec.api import SearchSettings, check_settings
-    from autoprec.calibrate import calibrate
+    from autoprec.calibrate import calibrate, foreign_outputs
     from autoprec.cli.search_command import run_search_command
     from autoprec.demo import write_demo_data
     from autoprec.demo.models import spec_of
@@ -229,6 +227,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         budget=args.budget, out=work / "autoprec_out", force=True, jobs=args.jobs, task_metric=task,
     )  # fmt: skip
     check_settings(settings)
+    foreign = foreign_outputs(work / "model_output")
+    if foreign:  # calibrate's advice (--force) does not apply: the demo always replaces its own files
+        raise UserError(
+            f"{work / 'model_output'} holds files autoprec did not write ({', '.join(foreign[:3])}); the demo replaces "
+            "only its own files there: move them away, or choose another -o folder"
+        )
     num_samples = DEMO_SAMPLES.get(args.name, 8) if args.num_samples is None else args.num_samples
     model, data = write_demo_data(args.name, work, num_samples, force=True)
     console.print(f"[bold]1/4[/] demo model and {num_samples} realistic samples -> {work}")

@@ -22,6 +22,8 @@ DEFAULT_SEARCH = "autoprec_out"
 
 
 def add_export_parser(sub, common: argparse.ArgumentParser) -> None:
+    from autoprec.cli.parser import positive_int  # not at the top: parser.py imports this module
+
     p = sub.add_parser(
         "export", parents=[common], help="the winner as a QDQ ONNX model verified on onnxruntime, or as HMCT's model"
     )
@@ -35,7 +37,7 @@ def add_export_parser(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="quant_config.json (qdq default: SEARCH/quant_config.json; hmct default: "
                    "the model's own qtypes)")  # fmt: skip
     p.add_argument("--data", "--eval-data", dest="data", help="evaluation data (default: the search's)")
-    p.add_argument("--num-samples", type=int, help="use only the first N samples")
+    p.add_argument("--num-samples", type=positive_int, help="use only the first N samples")
     p.add_argument("--profile", help="hardware profile (default: the search's, else generic)")
     p.add_argument("--target", type=float, help="threshold for every output (default: the search's, else 0.99)")
     p.add_argument("--metric", default="cosine-similarity", help="metric of --target (default: cosine-similarity)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import NoReturn
 
 from autoprec.cli.commands import (
@@ -48,6 +49,43 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
+    def parse_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """argparse's, but the (sub)command given unrecognized arguments reports them, pointing to its own help."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self.chosen(parsed)
+            command.error(command.unrecognized(extras))
+        return parsed
+
+    def chosen(self, parsed: argparse.Namespace) -> OneLineParser:
+        """The innermost subcommand's parser in `parsed` (this one if it has no subcommands)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action.choices[getattr(parsed, action.dest)].chosen(parsed)
+        return self
+
+    def unrecognized(self, extras: list[str]) -> str:
+        """argparse's message; for a bare word given to a command that takes no positional arguments but an --out
+        folder (`candidates`, `debug runall`), how to pass it."""
+        message = f"unrecognized arguments: {' '.join(extras)}"
+        positionals = [a for a in self._actions if not a.option_strings]
+        if "--out" in self._option_string_actions and not positionals and not extras[0].startswith("-"):
+            message += f"; a folder goes after --out: {self.prog} --out {extras[0]}"
+        return message
+
+
+def positive_int(text: str) -> int:
+    """argparse type of counts that must be at least 1 (--num-samples, --top)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The `autoprec` parser: one subparser per command, each setting `func`."""
@@ -63,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", help="layout, ocr_det, vad or magika")
     p.add_argument("-o", "--out", default="work", help="output folder (default: work)")
-    p.add_argument("--num-samples", type=int, default=16, help="realistic samples to build (default: 16)")
+    p.add_argument("--num-samples", type=positive_int, default=16, help="realistic samples to build (default: 16)")
     p.add_argument("--force", action="store_true", help="replace existing files")
     p.set_defaults(func=cmd_demo_data)
 
@@ -83,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     scheme.add_argument("--symmetric", action="store_const", const=False, dest="asymmetric",
                         help="symmetric activations only (default with a fixed --method)")  # fmt: skip
     p.add_argument("--profile", default="generic", help="hardware profile: which methods and schemes it allows")
-    p.add_argument("--num-samples", type=int, help="use only the first N samples")
+    p.add_argument("--num-samples", type=positive_int, help="use only the first N samples")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=cmd_calibrate)
 
@@ -123,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confidence", type=float, metavar="LEVEL",
                    help="require the lower confidence bound of each output's mean (bootstrap; exact binomial for "
                    "0/1 values), not the mean itself, to meet the target, e.g. 0.9 (default: off)")  # fmt: skip
-    p.add_argument("--top", type=int, default=15, help="rows of the candidates table")
+    p.add_argument("--top", type=positive_int, default=15, help="rows of the candidates table")
     p.add_argument("--quiet", action="store_true", help="no progress or tables, only the final line")
     p.add_argument("--json", action="store_true", help="print result.json to stdout")
     p.add_argument("--no-report", dest="report", action="store_false", help="do not write OUT/report.html")
@@ -132,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("candidates", parents=[common], help="show the ranked candidates of a search again")
     p.add_argument("--out", default="autoprec_out", help="result folder (default: autoprec_out)")
-    p.add_argument("--top", type=int, default=30, help="rows of the table (default: 30)")
+    p.add_argument("--top", type=positive_int, default=30, help="rows of the table (default: 30)")
     p.add_argument("--pareto", action="store_true", help="only the non-dominated candidates (cost vs worst margin)")
     p.set_defaults(func=cmd_candidates)
 
@@ -158,10 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default="cosine-similarity", help="comma-separated (first one sorts)")
     p.add_argument("--output-node", help="only outputs fed by this node, or this model output")
     p.add_argument("--interested-nodes", help="comma-separated items to measure (default: all)")
-    p.add_argument("--num-samples", type=int, default=2, help="samples to use (default: 2)")
+    p.add_argument("--num-samples", type=positive_int, default=2, help="samples to use (default: 2)")
     _add_profile_arg(p)
     p.add_argument("--jobs", type=parse_jobs, default=1, help="worker processes, or auto (the cores)")
-    p.add_argument("--top", type=int, default=30, help="rows of the table (default: 30)")
+    p.add_argument("--top", type=positive_int, default=30, help="rows of the table (default: 30)")
     _add_float_model(p)
     p.add_argument("--out", default="autoprec_out", help="where the JSON (and the cache) go")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -174,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", nargs="?", default="layout", help="layout (default), ocr_det, vad or magika")
     p.add_argument("-o", "--out", default="work", help="work folder (default: work)")
-    p.add_argument("--num-samples", type=int, help="realistic samples (default: per model, enough for its target)")
+    p.add_argument(
+        "--num-samples", type=positive_int, help="realistic samples (default: per model, enough for its target)"
+    )
     p.add_argument("--target", type=float, help="default: per model, between all-int8 and all-int16")
     _add_budget_arg(p)
     p.add_argument("--jobs", type=parse_jobs, default=2, help="worker processes, or auto (the cores)")
@@ -203,7 +243,7 @@ def _add_runtime_arg(p: argparse.ArgumentParser) -> None:
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("workdir", nargs="?", default=".", help="model_output folder or calibrated model (default: .)")
     p.add_argument("--data", "--eval-data", dest="data", help="evaluation data (default: <workdir>/calibration_data)")
-    p.add_argument("--num-samples", type=int, help="use only the first N samples")
+    p.add_argument("--num-samples", type=positive_int, help="use only the first N samples")
     _add_profile_arg(p)
     p.add_argument("--jobs", type=parse_jobs, default=1, help="worker processes, or auto: the cores (default: 1)")
     _add_float_model(p)

@@ -18,6 +18,8 @@ console = Console(stderr=True)
 
 
 def add_report_parsers(sub, common: argparse.ArgumentParser) -> None:
+    from autoprec.cli.parser import positive_int  # not at the top: parser.py imports this module
+
     p = sub.add_parser("report", parents=[common], help="write OUT/report.html: plots of a search (offline, one file)")
     p.add_argument("out", nargs="?", default="autoprec_out", help="search folder (default: autoprec_out)")
     p.set_defaults(func=cmd_report)
@@ -35,11 +37,11 @@ def add_report_parsers(sub, common: argparse.ArgumentParser) -> None:
             p.add_argument("nodes", nargs="+" if name == "distribution" else 1, metavar="NODE",
                            help="node or calibration node name (see `autoprec sensitivity`)")  # fmt: skip
         if name == "runall":
-            p.add_argument("--top", type=int, default=5, help="sensitive units to plot (default: 5)")
+            p.add_argument("--top", type=positive_int, default=5, help="sensitive units to plot (default: 5)")
         p.add_argument("--out", default="autoprec_out", help="search folder; plots go to OUT/debug")
         p.add_argument("-w", "--workdir", help="model_output folder or calibrated model (default: the search's)")
         p.add_argument("--data", help="data (default: the search's, or <workdir>/calibration_data)")
-        p.add_argument("--num-samples", type=int, default=2, help="samples to use (default: 2)")
+        p.add_argument("--num-samples", type=positive_int, default=2, help="samples to use (default: 2)")
         p.add_argument("--profile", help="hardware profile (default: the search's, else generic)")
         p.set_defaults(func=cmd_debug)
 

@@ -114,11 +114,19 @@ def run_search_command(settings: SearchSettings, quiet: bool = False, as_json: b
         )
     cost = f"cost {winner.cost:.4f}, {len(winner.changes())} entries above int8" if winner else "no candidate"
     console.print(
-        f"{status}: {cost}; {state.used}/{state.budget} evaluations, sensitivity {state.sensitivity_runs} runs "
+        f"{status}: {cost}; {_evaluations(state.used, state.budget)}, sensitivity {state.sensitivity_runs} runs "
         f"({state.sensitivity_seconds:.1f} s), {result.seconds:.1f} s total -> {out}/quant_config.json"
         + (", report.html" if settings.report and (out / "report.html").is_file() else "")
     )
     return 0 if result.met else 1
+
+
+def _evaluations(used: int, budget: int) -> str:
+    """The evaluations against --budget, which counts those of every run of the search (a resumed one holds
+    its earlier runs' evaluations, maybe more than a smaller --budget given now)."""
+    if used <= budget:
+        return f"{used}/{budget} evaluations"
+    return f"{used} evaluations, past --budget {budget} (it counts every run's: raise it to search on)"
 
 
 def _option(text: str) -> tuple[str, str]:
