@@ -28,6 +28,7 @@ from types import MappingProxyType
 
 from autoprec.errors import UserError
 from autoprec.ir import EC, EC_INPUTS, LEVEL, QTYPES, CalibratedModel, CalibrationNode, base_qtype
+from autoprec.model_io import read_user_json
 
 # EC_INPUTS: the ops ec can split (ir.records)
 __all__ = ["CALIBRATION_METHODS", "EC_INPUTS", "PROFILES", "CostModel", "HardwareProfile", "get_profile", "lower_qtype"]
@@ -173,22 +174,11 @@ def get_profile(name: str) -> HardwareProfile:
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "no such file"
         raise UserError(f"{path}: {what}; pass a hardware profile .json file, or one of {', '.join(PROFILES)}")
+    data = read_user_json(path, "hardware profile .json file")
     try:
-        return profile_from_json(_read_json(path))
+        return profile_from_json(data)
     except (ValueError, UserError) as exc:
         raise UserError(f"{path}: {exc}") from exc
-
-
-def _read_json(path: Path) -> object:
-    """The JSON in `path`; a ValueError says why there is none."""
-    try:
-        return json.loads(path.read_bytes())
-    except OSError as exc:
-        raise ValueError(f"cannot read it ({exc.strerror})") from exc
-    except UnicodeDecodeError as exc:
-        raise ValueError("not a JSON file (not UTF-8 text)") from exc
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not a JSON file ({exc})") from exc
 
 
 def profile_from_json(data: object) -> HardwareProfile:

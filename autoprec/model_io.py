@@ -186,6 +186,21 @@ def read_json(path: str | os.PathLike) -> object:
     return restore(json.loads(Path(path).read_text()))
 
 
+def read_user_json(path: Path, what: str) -> object:
+    """A JSON file the user gave (`what` names it, e.g. "quant_config JSON file"); a one-line UserError when it
+    is missing, a folder, unreadable, not UTF-8 text or not JSON."""
+    if not path.is_file():
+        raise UserError(f"{path}: {'is a folder' if path.is_dir() else 'no such file'}; give a {what}")
+    try:
+        return json.loads(path.read_bytes())
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read it ({exc.strerror}); give a readable {what}") from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not a JSON file (not UTF-8 text); give a {what}") from exc
+    except ValueError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc}); give a {what}") from exc
+
+
 def save_json(data: object, path: str | os.PathLike) -> None:
     """Write strict JSON atomically (a temp file renamed into place)."""
     save_text(dumps_json(data, indent=2), path)

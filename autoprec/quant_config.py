@@ -19,7 +19,6 @@ that reads only HMCT's keys gets these thresholds from the exported calibrated m
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 from autoprec.errors import UserError
 from autoprec.hardware import HardwareProfile
 from autoprec.ir import ASSIGNABLE, EC, FEATURE, CalibratedModel, CalibrationNode, base_qtype, parse_qtype
+from autoprec.model_io import read_user_json
 
 CONFIG_KEYS = ("model_config", "node_config", "subgraph_config", "threshold_config")
 
@@ -83,12 +83,7 @@ def to_quant_config(
 
 def read_quant_config(path: Path) -> dict:
     """A quant_config JSON file (one-line errors for a missing file or bad JSON)."""
-    if not path.is_file():
-        raise UserError(f"{path}: no such config file")
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from exc
+    return read_user_json(path, "quant_config JSON file")
 
 
 def threshold_config(model: CalibratedModel, assignment: dict[str, str]) -> dict[str, dict[str, dict]]:

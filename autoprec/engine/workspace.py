@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from autoprec.engine.journal import holds_evaluations, intact_length
+from autoprec.engine.journal import holds_evaluations
 from autoprec.engine.lock import OutputLock
 from autoprec.engine.outputs import OUTPUT_FILES
 from autoprec.errors import UserError
@@ -23,8 +23,6 @@ REPLACED = ".autoprec-replaced"  # what --force replaces, kept until the new sea
 @contextmanager
 def search_folder(out_dir: Path, resume: bool, force: bool) -> Iterator[None]:
     """Hold `out_dir` for one search: lock it, clear or check earlier results, clean up after an early stop."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir} is a file; choose another --out folder")
     with output_folder(out_dir), writing(out_dir), OutputLock(out_dir):
         _settle_replaced(out_dir, keep_new=holds_evaluations(out_dir / LEDGER))  # left by a killed run
         before = set(out_dir.iterdir())
@@ -62,9 +60,10 @@ def _prepare(out_dir: Path, resume: bool, force: bool) -> None:
 
 
 def _is_journal(path: Path) -> bool:
-    """True for an Optuna journal: empty, with intact operation lines, or torn on its first line."""
-    data = path.read_bytes()
-    return not data.strip() or intact_length(data)[0] > 0 or data.startswith(b"{")
+    """True for what may be an Optuna journal: empty, or starting with a JSON object (its first operation line,
+    whole or torn)."""
+    data = path.read_bytes().lstrip()
+    return not data or data.startswith(b"{")
 
 
 def _settle_replaced(out_dir: Path, keep_new: bool) -> None:
